@@ -1,0 +1,77 @@
+import type { z } from 'zod'
+import type { Observation, ObservationKind, ObservationOf, Risk } from '../contracts/index.ts'
+
+/** CEL types the engine declares for policy expressions. */
+export type VariableType = 'double' | 'string' | 'bool' | 'list<string>' | 'map'
+
+export interface VariableDoc {
+  type: VariableType
+  description: string
+}
+
+/**
+ * A trend the engine can compute from a window of samples (least squares): the growth per hour of `value`, and
+ * the time until it reaches `capacity` (`Infinity` when not growing or too few samples).
+ */
+export interface TrendDefinition<O> {
+  value: (o: O) => number
+  capacity: (o: O) => number | undefined
+  /** Name of the derived time-to-capacity variable, e.g. `hoursToFull`, and its unit. */
+  eta: { name: string; unit: 'hours' | 'minutes'; description: string }
+  /** Name of the derived growth-rate variable (units of `value` per hour), e.g. `growthBytesPerHour`. */
+  rate: { name: string; description: string }
+}
+
+export interface DeriveContext {
+  /** Evaluation time, epoch milliseconds. */
+  now: number
+}
+
+/** One element per observation kind: what the engine needs to evaluate policies on it. */
+export interface ProbeDefinition<K extends ObservationKind = ObservationKind> {
+  kind: K
+  title: string
+  description: string
+  schema: z.ZodType<ObservationOf<K>>
+  /** The fields that name the resource, e.g. ['mount']; `resource()` joins them. */
+  identity: readonly string[]
+  resource: (o: ObservationOf<K>) => string
+  /** Derived values offered to expressions besides the observation's own fields. */
+  derived: Record<string, VariableDoc>
+  derive: (o: ObservationOf<K>, ctx: DeriveContext) => Record<string, number | string | boolean>
+  trend?: TrendDefinition<ObservationOf<K>>
+  /** `every-cycle` probes run each agent cycle; `slow` ones (seconds of CPU) run on their own schedule, cached. */
+  schedule: 'every-cycle' | 'slow'
+  /** `available` once the agent has a collector for it. */
+  status: 'available' | 'planned'
+  /** A whole policy document (YAML) that uses this kind; the meta-tests load it. */
+  example: string
+}
+
+export interface DefaultGuards {
+  limit?: { max: number; within: string; then: 'escalate' | 'stop' }
+  cooldown?: string
+}
+
+/** One element per remediation: metadata and a strict params schema; executors live in the agent. */
+export interface RemediationDefinition<P extends z.ZodType = z.ZodType> {
+  /** `<noun>-<verb>`, e.g. `disk-cleanup`. */
+  id: string
+  title: string
+  description: string
+  params: P
+  risk: Risk
+  /** `available` once its executor and SSM document exist; a policy that uses a planned one is refused. */
+  status: 'available' | 'planned'
+  /** Observation kinds this remediation acts on (`*` for any). */
+  appliesTo: readonly (ObservationKind | '*')[]
+  defaultGuards: DefaultGuards
+  /** SSM Command document, `ANSAI-<Verb><Noun>`. */
+  ssmDocument: string
+  /** What the executor needs on the host, for the docs and the install script. */
+  permissions: readonly string[]
+  /** A whole policy document (YAML) that uses this remediation; the meta-tests load it. */
+  example: string
+}
+
+export type AnyObservation = Observation
