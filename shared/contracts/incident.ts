@@ -36,12 +36,14 @@ export const IncidentSchema = z
     openedAt: TimestampSchema,
     updatedAt: TimestampSchema,
     resolvedAt: TimestampSchema.optional(),
-    /** Index of the next ladder step to try. */
-    step: z.number().int().nonnegative(),
+    /** Ladder steps already taken (indexes into the policy's `remediate` list). */
+    stepsDone: z.array(z.number().int().nonnegative()),
     attempts: z.array(AttemptSchema),
     milestones: z.array(z.number()),
     flapping: z.boolean(),
     escalatedTo: z.string().optional(),
+    /** Why the next fix is held back (window, dependency, limit), so the same reason is told once. */
+    blockedBy: z.string().optional(),
     lastValues: z.record(z.string(), z.unknown()),
   })
   .strict()

@@ -2,7 +2,7 @@ import type { z } from 'zod'
 import type { Observation, ObservationKind, ObservationOf, Risk } from '../contracts/index.ts'
 
 /** CEL types the engine declares for policy expressions. */
-export type VariableType = 'double' | 'string' | 'bool' | 'list<string>' | 'map'
+export type VariableType = 'double' | 'string' | 'bool' | 'list' | 'map'
 
 export interface VariableDoc {
   type: VariableType
@@ -40,6 +40,8 @@ export interface ProbeDefinition<K extends ObservationKind = ObservationKind> {
   derived: Record<string, VariableDoc>
   derive: (o: ObservationOf<K>, ctx: DeriveContext) => Record<string, number | string | boolean>
   trend?: TrendDefinition<ObservationOf<K>>
+  /** Derived values depend on the clock (days left, age): the engine re-evaluates the last observation on ticks. */
+  timeBased?: boolean
   /** `every-cycle` probes run each agent cycle; `slow` ones (seconds of CPU) run on their own schedule, cached. */
   schedule: 'every-cycle' | 'slow'
   /** `available` once the agent has a collector for it. */
@@ -66,8 +68,15 @@ export interface RemediationDefinition<P extends z.ZodType = z.ZodType> {
   /** Observation kinds this remediation acts on (`*` for any). */
   appliesTo: readonly (ObservationKind | '*')[]
   defaultGuards: DefaultGuards
+  /**
+   * Params the engine fills from the observed resource when a policy leaves them out, per observed kind: e.g. a
+   * `service-restart` on a `service` observation gets `unit` from the observation's `unit`. The filled params are
+   * validated again by the params schema before any decision is made. `placeholder` is a valid value used to check
+   * the rest of the params at load time.
+   */
+  bind?: Partial<Record<ObservationKind, { param: string; field: string; placeholder: string }>>
   /** SSM Command document, `ANSAI-<Verb><Noun>`. */
-  ssmDocument: string
+  ssmDocument: string | null
   /** What the executor needs on the host, for the docs and the install script. */
   permissions: readonly string[]
   /** A whole policy document (YAML) that uses this remediation; the meta-tests load it. */

@@ -18,6 +18,7 @@ export const backupProbe: ProbeDefinition<'backup'> = {
     ageHours: o.newestArtifactAt ? (now - Date.parse(o.newestArtifactAt)) / HOUR_MS : Number.POSITIVE_INFINITY,
     integrityFailed: o.integrity === 'failed',
   }),
+  timeBased: true,
   schedule: 'every-cycle',
   status: 'planned',
   example: `apiVersion: ansai/v1

@@ -18,6 +18,7 @@ export const certificateProbe: ProbeDefinition<'certificate'> = {
     const left = (Date.parse(o.notAfter) - now) / DAY_MS
     return { daysLeft: left, expired: left <= 0 }
   },
+  timeBased: true,
   schedule: 'every-cycle',
   status: 'planned',
   example: `apiVersion: ansai/v1

@@ -18,6 +18,7 @@ export const cronProbe: ProbeDefinition<'cron'> = {
     hoursSinceRun: o.lastRunAt ? (now - Date.parse(o.lastRunAt)) / HOUR_MS : Number.POSITIVE_INFINITY,
     failed: o.lastExitStatus !== undefined && o.lastExitStatus !== 0,
   }),
+  timeBased: true,
   schedule: 'every-cycle',
   status: 'planned',
   example: `apiVersion: ansai/v1

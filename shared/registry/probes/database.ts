@@ -13,8 +13,7 @@ export const databaseProbe: ProbeDefinition<'database'> = {
     connectionsPercent: { type: 'double', description: 'connections / maxConnections × 100 (0 when unknown)' },
   },
   derive: (o) => ({
-    connectionsPercent:
-      o.connections !== undefined && o.maxConnections ? (o.connections / o.maxConnections) * 100 : 0,
+    connectionsPercent: o.connections !== undefined && o.maxConnections ? (o.connections / o.maxConnections) * 100 : 0,
   }),
   schedule: 'every-cycle',
   status: 'planned',

@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+import { PolicyFileError } from '../policy/files.ts'
+import { UsageError } from './output.ts'
+
+const VERSION = '0.1.0'
+
+const HELP = `ansai ${VERSION} — self-healing for Linux hosts and fleets
+
+Usage: ansai <command> [options]
+
+Commands:
+  policy validate <file|dir>...   Check policy files; every error with file, line, path and a hint.
+  policy schema                   Print the JSON Schema of policy files.
+  simulate                        Replay a recorded timeline through the policies (a backtest).
+  version                         Print the version.
+
+Run 'ansai <command> --help' for a command's options. Output is a table for people; --json for scripts.`
+
+const main = async (argv: string[]): Promise<number> => {
+  const [cmd, ...rest] = argv
+  switch (cmd) {
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      console.log(HELP)
+      return cmd === undefined ? 2 : 0
+    case 'version':
+    case '--version':
+      console.log(VERSION)
+      return 0
+    case 'policy':
+      return (await import('./commands/policy.ts')).runPolicy(rest)
+    case 'simulate':
+      return (await import('./commands/simulate.ts')).runSimulate(rest)
+    default:
+      throw new UsageError(`unknown command '${cmd}'. Run 'ansai --help' for the list.`)
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError || err instanceof PolicyFileError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`ansai: ${(err as Error).message}`)
+      process.exitCode = 2
+      return
+    }
+    console.error(err)
+    process.exitCode = 1
+  },
+)

@@ -1,0 +1,585 @@
+import type {
+  Decision,
+  EventType,
+  Finding,
+  Host,
+  Incident,
+  Level,
+  NotifyDecision,
+  Observation,
+  RemediationResultV1,
+} from '../contracts/index.ts'
+import { levelRank } from '../contracts/index.ts'
+import type { CompiledPolicy, CompiledPolicySet, CompiledStep } from './compile.ts'
+import { formatDuration } from './duration.ts'
+import { stableHash } from './hash.ts'
+import {
+  cloneResourceState,
+  emptyHostState,
+  type HostState,
+  newResourceState,
+  type ResourceState,
+  resourceKey,
+} from './state.ts'
+import { addSample, fitTrend } from './trend.ts'
+
+export interface EvaluateInput {
+  policies: CompiledPolicySet
+  host: Host
+  /** The observations of a report. Absent: a tick (silent-host checks, time-based checks, overdue verifications). */
+  observations?: readonly Observation[]
+  /** The report's sequence number; a sequence at or below the last one applied changes no state but samples. */
+  seq?: number
+  /** Outcomes of fixes decided earlier, matched to attempts by decision key. */
+  results?: readonly RemediationResultV1[]
+  state: HostState | undefined
+  /** Evaluation time: epoch ms or an ISO timestamp. */
+  now: number | string
+  /** Decide as usual, but mark every fix as dry-run: the caller executes nothing. */
+  dryRun?: boolean
+}
+
+export interface EvaluateOutput {
+  decisions: Decision[]
+  nextState: HostState
+  findings: Finding[]
+}
+
+/** Per-call context, so helpers stay small and the hot path allocates little. */
+interface Run {
+  input: EvaluateInput
+  now: number
+  nowIso: string
+  host: Host
+  state: HostState
+  decisions: Decision[]
+  findings: Finding[]
+  touched: Set<string>
+  /** Resources evaluated on an observation in this call. */
+  evaluated: Set<string>
+}
+
+const popcount = (x: number): number => {
+  let v = x - ((x >>> 1) & 0x55555555)
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333)
+  return (((v + (v >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24
+}
+
+const matchesTargets = (p: CompiledPolicy, host: Host): boolean => {
+  if (!p.targets) return true
+  if (p.targets.hosts.includes(host.id)) return true
+  const tags = Object.entries(p.targets.tags)
+  if (tags.length === 0) return false
+  return tags.every(([k, values]) => {
+    const v = host.tags[k]
+    return v !== undefined && values.includes(v)
+  })
+}
+
+const round = (v: unknown): unknown =>
+  typeof v === 'number' && Number.isFinite(v) && !Number.isInteger(v) ? Math.round(v * 100) / 100 : v
+
+const pickValues = (p: CompiledPolicy, vars: Record<string, unknown>): Record<string, unknown> => {
+  const out: Record<string, unknown> = {}
+  for (const u of p.uses) {
+    const v = vars[u]
+    out[u] = typeof v === 'number' && !Number.isFinite(v) ? (v > 0 ? 'Infinity' : '-Infinity') : round(v)
+  }
+  return out
+}
+
+const describeValues = (values: Record<string, unknown>): string =>
+  Object.entries(values)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ')
+
+/** Mutable working copy of a resource's state for this call. */
+const working = (run: Run, p: CompiledPolicy, resource: string): ResourceState => {
+  const key = resourceKey(p.name, resource)
+  const prior = run.state.resources[key]
+  if (run.touched.has(key) && prior) return prior
+  const rs = prior ? cloneResourceState(prior) : newResourceState(p.name, resource, p.tiers.length, run.now)
+  if (rs.hist.length !== p.tiers.length) rs.hist = new Array<number>(p.tiers.length).fill(0)
+  run.state.resources[key] = rs
+  run.touched.add(key)
+  return rs
+}
+
+const notify = (
+  run: Run,
+  p: CompiledPolicy,
+  inc: Incident,
+  event: EventType,
+  discriminator: string | number,
+  summary: string,
+  evidence: Record<string, unknown>,
+  escalateTo?: string,
+): void => {
+  const d: NotifyDecision = {
+    type: 'notify',
+    key: `n-${stableHash(run.host.id, p.name, inc.resource, inc.openedAt, event, discriminator)}`,
+    host: run.host.id,
+    policy: p.name,
+    resource: inc.resource,
+    incidentId: inc.id,
+    severity: inc.severity,
+    at: run.nowIso,
+    event,
+    channels: p.notify,
+    summary,
+    evidence: { incident: inc.id, status: inc.status, ...evidence },
+    ...(escalateTo ? { escalateTo } : {}),
+  }
+  run.decisions.push(d)
+}
+
+const label = (run: Run, inc: Incident): string => `${inc.resource} on ${run.host.hostname}`
+
+const escalationTarget = (p: CompiledPolicy, inc: Incident): string => {
+  const step = p.ladder.find((s) => s.type === 'escalate' && !inc.stepsDone.includes(s.index))
+  return step?.type === 'escalate' ? step.to : 'default'
+}
+
+const escalate = (run: Run, p: CompiledPolicy, inc: Incident, reason: string, to: string): void => {
+  if (inc.status === 'escalated' && inc.escalatedTo === to) return
+  inc.status = 'escalated'
+  inc.escalatedTo = to
+  inc.updatedAt = run.nowIso
+  notify(run, p, inc, 'ansai.incident.escalated.v1', `${to}|${inc.attempts.length}`, `${p.name}: ${label(run, inc)} needs a human: ${reason}`, { reason, attempts: inc.attempts.map((a) => ({ remediation: a.remediation, status: a.status, summary: a.summary })) }, to)
+}
+
+/** The next ladder step to take: the first one not yet taken whose `at` is at or below the current level. */
+const nextStep = (p: CompiledPolicy, inc: Incident, level: Level): CompiledStep | undefined => {
+  const rank = levelRank(level)
+  return p.ladder.find((s) => !inc.stepsDone.includes(s.index) && s.atRank <= rank)
+}
+
+const inWindow = (p: CompiledPolicy, now: number): boolean => {
+  const w = p.guards.window
+  if (!w) return true
+  const minute = new Date(Math.floor(now / 60_000) * 60_000)
+  return w.cron.match(minute)
+}
+
+const parentDown = (run: Run, p: CompiledPolicy): string | undefined => {
+  for (const dep of p.guards.dependsOn) {
+    for (const rs of Object.values(run.state.resources)) {
+      if (rs.policy === dep && rs.incident && rs.incident.status !== 'resolved') return `${dep} (${rs.resource})`
+    }
+  }
+  return undefined
+}
+
+const block = (run: Run, p: CompiledPolicy, inc: Incident, reason: string, notes: string[]): void => {
+  notes.push(`fix held back: ${reason}`)
+  if (inc.blockedBy === reason) return
+  inc.blockedBy = reason
+  notify(run, p, inc, 'ansai.fix.skipped.v1', reason, `${p.name}: fix on ${label(run, inc)} held back: ${reason}`, { reason })
+}
+
+/** Take ladder steps while the incident is open and the guards allow it. */
+const advanceLadder = (
+  run: Run,
+  p: CompiledPolicy,
+  rs: ResourceState,
+  inc: Incident,
+  level: Level,
+  vars: Record<string, unknown>,
+  values: Record<string, unknown>,
+  notes: string[],
+): void => {
+  if (inc.status !== 'open' && inc.status !== 'escalated') return
+  const step = nextStep(p, inc, level)
+  if (!step) {
+    const ranAll = p.ladder.length > 0 && p.ladder.every((s) => inc.stepsDone.includes(s.index))
+    if (ranAll && inc.status === 'open' && p.ladder.some((s) => s.type === 'run')) {
+      inc.status = 'failed'
+      inc.updatedAt = run.nowIso
+      notify(run, p, inc, 'ansai.incident.failed.v1', inc.attempts.length, `${p.name}: every fix for ${label(run, inc)} was tried and the problem remains`, { values })
+    }
+    return
+  }
+  if (step.type === 'escalate') {
+    inc.stepsDone.push(step.index)
+    escalate(run, p, inc, inc.attempts.length ? 'the fixes did not clear it' : `it is ${level}`, step.to)
+    return
+  }
+  if (p.mode === 'passive') {
+    notes.push('passive: alert only')
+    return
+  }
+  const down = parentDown(run, p)
+  if (down) return block(run, p, inc, `depends on ${down}, which is down`, notes)
+  if (!inWindow(p, run.now)) {
+    return block(run, p, inc, `outside the maintenance window '${p.guards.window?.expr}' (${p.guards.window?.tz})`, notes)
+  }
+  const lastFix = rs.fixes[rs.fixes.length - 1]
+  if (p.guards.cooldownMs > 0 && lastFix !== undefined && run.now - lastFix < p.guards.cooldownMs) {
+    notes.push(`cooling down: ${formatDuration(p.guards.cooldownMs - (run.now - lastFix))} left`)
+    return
+  }
+  const limit = p.guards.limit
+  if (limit) {
+    rs.fixes = rs.fixes.filter((t) => run.now - t < limit.withinMs)
+    if (rs.fixes.length >= limit.max) {
+      const reason = `limit reached: ${limit.max} fixes within ${formatDuration(limit.withinMs)}`
+      if (limit.then === 'escalate') {
+        escalate(run, p, inc, reason, escalationTarget(p, inc))
+        notes.push(reason)
+        return
+      }
+      return block(run, p, inc, reason, notes)
+    }
+  }
+  let params = step.params
+  if (step.bind) {
+    const checked = step.remediation.params.safeParse({ ...step.params, [step.bind.param]: vars[step.bind.field] })
+    if (!checked.success) {
+      return block(run, p, inc, `${step.bind.field} '${String(vars[step.bind.field])}' is not a valid ${step.remediation.id} ${step.bind.param}`, notes)
+    }
+    params = checked.data as Record<string, unknown>
+  }
+  const attempt = inc.attempts.length + 1
+  const key = `r-${stableHash(run.host.id, p.name, inc.resource, inc.openedAt, step.index, attempt)}`
+  const verifyBy = new Date(run.now + step.verifyWithinMs).toISOString()
+  inc.stepsDone.push(step.index)
+  inc.attempts.push({
+    key,
+    step: step.index,
+    remediation: step.remediation.id,
+    startedAt: run.nowIso,
+    verifyBy,
+    status: 'pending',
+  })
+  inc.status = 'remediating'
+  inc.blockedBy = undefined
+  inc.updatedAt = run.nowIso
+  rs.fixes.push(run.now)
+  const dryRun = run.input.dryRun === true
+  const reason = `${p.name}: ${inc.resource} is ${level} (${describeValues(values)})`
+  run.decisions.push({
+    type: 'remediate',
+    key,
+    host: run.host.id,
+    policy: p.name,
+    resource: inc.resource,
+    incidentId: inc.id,
+    severity: level,
+    at: run.nowIso,
+    step: step.index,
+    attempt,
+    remediation: step.remediation.id,
+    params,
+    risk: step.risk,
+    dryRun,
+    verifyBy,
+    reason,
+  })
+  notify(run, p, inc, 'ansai.fix.started.v1', key, `${p.name}: running ${step.remediation.id} on ${label(run, inc)}${dryRun ? ' (dry-run)' : ''}`, { remediation: step.remediation.id, params, dryRun, values })
+}
+
+const openIncident = (run: Run, p: CompiledPolicy, rs: ResourceState, level: Level, values: Record<string, unknown>): Incident => {
+  const flap = p.guards.flapping
+  rs.flaps = rs.flaps.filter((t) => run.now - t < flap.withinMs)
+  const flapping = rs.flaps.length >= flap.changes
+  rs.flaps.push(run.now)
+  const inc: Incident = {
+    id: `inc-${stableHash(run.host.id, p.name, rs.resource, run.now)}`,
+    host: run.host.id,
+    policy: p.name,
+    resource: rs.resource,
+    kind: p.observe,
+    status: 'open',
+    severity: level,
+    peakSeverity: level,
+    openedAt: run.nowIso,
+    updatedAt: run.nowIso,
+    stepsDone: [],
+    attempts: [],
+    milestones: [],
+    flapping,
+    lastValues: values,
+  }
+  notify(run, p, inc, 'ansai.incident.opened.v1', level, `${p.name}: ${label(run, inc)} is ${level} (${describeValues(values)})${flapping ? ' — flapping, held open until stable' : ''}`, { values, flapping })
+  return inc
+}
+
+const resolveIncident = (run: Run, p: CompiledPolicy, rs: ResourceState, inc: Incident, values: Record<string, unknown>): void => {
+  const fixed = inc.attempts.filter((a) => a.status === 'verified' || a.status === 'succeeded')
+  inc.status = 'resolved'
+  inc.resolvedAt = run.nowIso
+  inc.updatedAt = run.nowIso
+  const by = fixed.length ? ` after ${fixed.map((a) => a.remediation).join(', ')}` : ''
+  notify(run, p, inc, 'ansai.incident.resolved.v1', 'resolved', `${p.name}: ${label(run, inc)} is healthy again${by}`, {
+    values,
+    durationMs: run.now - Date.parse(inc.openedAt),
+    fixes: inc.attempts.map((a) => ({ remediation: a.remediation, status: a.status, summary: a.summary })),
+  })
+  rs.flaps = rs.flaps.filter((t) => run.now - t < p.guards.flapping.withinMs)
+  rs.flaps.push(run.now)
+  rs.incident = null
+  rs.okStreak = 0
+}
+
+/** Verification of the newest attempt on this observation: verified when the level fell below the step's tier. */
+const verify = (run: Run, p: CompiledPolicy, inc: Incident, level: Level, values: Record<string, unknown>): void => {
+  if (inc.status !== 'verifying') return
+  const a = inc.attempts[inc.attempts.length - 1]
+  if (!a) return
+  const step = p.ladder.find((s) => s.index === a.step)
+  const atRank = step?.atRank ?? 1
+  if (levelRank(level) < atRank) {
+    a.status = 'verified'
+    notify(run, p, inc, 'ansai.fix.verified.v1', a.key, `${p.name}: ${a.remediation} fixed ${label(run, inc)}`, { remediation: a.remediation, values, summary: a.summary })
+  } else {
+    a.status = 'unverified'
+    notify(run, p, inc, 'ansai.fix.failed.v1', a.key, `${p.name}: ${a.remediation} ran but ${inc.resource} is still ${level}`, { remediation: a.remediation, values, summary: a.summary })
+  }
+  inc.status = inc.escalatedTo ? 'escalated' : 'open'
+  inc.updatedAt = run.nowIso
+}
+
+/** Deadlines: a fix with no result in time failed; a fix not confirmed in time is escalated. */
+const checkDeadlines = (run: Run, p: CompiledPolicy, inc: Incident): void => {
+  const a = inc.attempts[inc.attempts.length - 1]
+  if (!a || run.now <= Date.parse(a.verifyBy)) return
+  if (inc.status === 'remediating' && a.status === 'pending') {
+    a.status = 'failed'
+    a.summary = 'no result before the verification deadline'
+    inc.status = inc.escalatedTo ? 'escalated' : 'open'
+    inc.updatedAt = run.nowIso
+    notify(run, p, inc, 'ansai.fix.failed.v1', a.key, `${p.name}: ${a.remediation} on ${label(run, inc)} gave no result in time`, { remediation: a.remediation })
+  } else if (inc.status === 'verifying') {
+    a.status = 'unverified'
+    escalate(run, p, inc, `no observation confirmed ${a.remediation} before ${a.verifyBy}`, escalationTarget(p, inc))
+  }
+}
+
+const fireMilestones = (run: Run, p: CompiledPolicy, inc: Incident, vars: Record<string, unknown>): void => {
+  const m = p.milestones
+  if (!m) return
+  const v = vars[m.field]
+  if (typeof v !== 'number' || Number.isNaN(v)) return
+  let lowest: number | undefined
+  for (const point of m.points) {
+    if (v <= point && !inc.milestones.includes(point)) {
+      inc.milestones.push(point)
+      lowest = point
+    }
+  }
+  if (lowest === undefined) return
+  notify(run, p, inc, 'ansai.milestone.reached.v1', lowest, `${p.name}: ${label(run, inc)}: ${m.field} ${round(v)} ≤ ${lowest}`, { field: m.field, point: lowest, value: round(v) })
+}
+
+/** One evaluation of one policy on one resource: debounce, incident lifecycle, verification, ladder. */
+const evaluateResource = (
+  run: Run,
+  p: CompiledPolicy,
+  resource: string,
+  vars: Record<string, unknown>,
+  obs: Observation | null,
+): void => {
+  const rs = working(run, p, resource)
+  run.evaluated.add(resourceKey(p.name, resource))
+  const notes: string[] = []
+  rs.seenAt = run.now
+  if (obs && p.probe?.timeBased) rs.last = obs as unknown as Record<string, unknown>
+
+  // Trend values.
+  const trendDef = p.probe?.trend
+  if (trendDef) {
+    let rate = 0
+    let eta = Number.POSITIVE_INFINITY
+    if (p.trend && obs) {
+      const o = obs as never
+      rs.samples = addSample(rs.samples, run.now, trendDef.value(o), trendDef.capacity(o), p.trend.windowMs)
+      const fit = fitTrend(rs.samples, p.trend.minSamples)
+      rate = fit.ratePerHour
+      eta = trendDef.eta.unit === 'minutes' ? fit.hoursToCapacity * 60 : fit.hoursToCapacity
+      if (fit.samples < p.trend.minSamples) notes.push(`trend: ${fit.samples}/${p.trend.minSamples} samples`)
+    }
+    vars[trendDef.eta.name] = eta
+    vars[trendDef.rate.name] = rate
+  }
+
+  // Tiers with debounce; the level is the highest tier whose debounce holds.
+  let level: Level = 'ok'
+  for (let i = 0; i < p.tiers.length; i++) {
+    const tier = p.tiers[i]!
+    let hit = false
+    try {
+      hit = tier.evaluate(vars)
+    } catch (err) {
+      notes.push(`${tier.level}: ${(err as Error).message.split('\n')[0]}`)
+    }
+    const h = (((rs.hist[i] ?? 0) << 1) | (hit ? 1 : 0)) >>> 0
+    rs.hist[i] = h
+    const mask = tier.debounce.within >= 32 ? 0xffffffff : (1 << tier.debounce.within) - 1
+    if (popcount(h & mask) >= tier.debounce.times && levelRank(tier.level) > levelRank(level)) level = tier.level
+  }
+  rs.level = level
+  const values = pickValues(p, vars)
+
+  let inc = rs.incident
+  if (inc) checkDeadlines(run, p, inc)
+  if (level === 'ok') {
+    if (inc && inc.status !== 'remediating') {
+      rs.okStreak += 1
+      const needed = inc.flapping ? p.guards.flapping.stableFor : 1
+      verify(run, p, inc, level, values)
+      if (rs.okStreak >= needed) resolveIncident(run, p, rs, inc, values)
+      else notes.push(`flapping: ${rs.okStreak}/${needed} healthy cycles before it resolves`)
+    }
+  } else {
+    rs.okStreak = 0
+    if (!inc) {
+      inc = openIncident(run, p, rs, level, values)
+      rs.incident = inc
+    } else {
+      if (levelRank(level) > levelRank(inc.severity)) {
+        notify(run, p, inc, 'ansai.incident.worsened.v1', level, `${p.name}: ${label(run, inc)} is now ${level} (${describeValues(values)})`, { values, from: inc.severity })
+      }
+      if (level !== inc.severity) inc.updatedAt = run.nowIso
+      inc.severity = level
+      if (levelRank(level) > levelRank(inc.peakSeverity)) inc.peakSeverity = level
+      inc.lastValues = values
+      verify(run, p, inc, level, values)
+    }
+    fireMilestones(run, p, inc, vars)
+    advanceLadder(run, p, rs, inc, level, vars, values, notes)
+  }
+
+  const current = rs.incident
+  run.findings.push({
+    host: run.host.id,
+    policy: p.name,
+    resource,
+    kind: p.observe,
+    level,
+    values,
+    ...(current ? { incident: current.id, status: current.status } : {}),
+    notes,
+  })
+}
+
+/** Feed fix outcomes to their attempts: succeeded → verifying; failed or skipped → the ladder moves on. */
+const applyResults = (run: Run, results: readonly RemediationResultV1[]): void => {
+  for (const result of results) {
+    for (const prior of Object.values(run.state.resources)) {
+      const attempt = prior.incident?.attempts.find((a) => a.key === result.key)
+      if (!attempt || attempt.status !== 'pending') continue
+      const p = run.input.policies.byName.get(prior.policy)
+      if (!p) continue
+      const rs = working(run, p, prior.resource)
+      const inc = rs.incident!
+      const a = inc.attempts.find((x) => x.key === result.key)!
+      a.finishedAt = result.finishedAt
+      a.summary = result.summary
+      inc.updatedAt = run.nowIso
+      if (result.status === 'succeeded' || result.status === 'dry-run') {
+        a.status = 'succeeded'
+        inc.status = 'verifying'
+      } else {
+        a.status = result.status === 'skipped' ? 'skipped' : 'failed'
+        inc.status = inc.escalatedTo ? 'escalated' : 'open'
+        notify(run, p, inc, 'ansai.fix.failed.v1', a.key, `${p.name}: ${a.remediation} on ${label(run, inc)} ${a.status}: ${result.error ?? result.summary}`, { remediation: a.remediation, error: result.error, summary: result.summary })
+      }
+    }
+  }
+}
+
+const toMs = (now: number | string): number => {
+  const ms = typeof now === 'number' ? now : Date.parse(now)
+  if (!Number.isFinite(ms)) throw new RangeError(`evaluate: 'now' is not a time: ${String(now)}`)
+  return ms
+}
+
+/**
+ * The engine: data in, data out. Pure and deterministic: no I/O, no clock, no randomness; the same input always
+ * gives the same output, and the input is never mutated.
+ */
+export const evaluate = (input: EvaluateInput): EvaluateOutput => {
+  const now = toMs(input.now)
+  const prior = input.state ?? emptyHostState(input.host.id)
+  const run: Run = {
+    input,
+    now,
+    nowIso: new Date(now).toISOString(),
+    host: input.host,
+    state: { ...prior, resources: { ...prior.resources } },
+    decisions: [],
+    findings: [],
+    touched: new Set(),
+    evaluated: new Set(),
+  }
+  if (input.results?.length) applyResults(run, input.results)
+
+  const isReport = input.observations !== undefined
+  const stale = isReport && input.seq !== undefined && input.seq <= prior.lastSeq
+
+  if (stale) {
+    // An old or repeated report: keep its trend samples, never move state back.
+    for (const obs of input.observations ?? []) {
+      for (const p of input.policies.byKind.get(obs.kind) ?? []) {
+        const trend = p.probe?.trend
+        if (!p.trend || !trend || !matchesTargets(p, run.host)) continue
+        const resource = p.probe!.resource(obs as never)
+        if (p.match && !p.match(obs as unknown as Record<string, unknown>)) continue
+        const key = resourceKey(p.name, resource)
+        const existing = run.state.resources[key]
+        if (!existing) continue
+        const rs = working(run, p, resource)
+        rs.samples = addSample(rs.samples, now, trend.value(obs as never), trend.capacity(obs as never), p.trend.windowMs)
+      }
+    }
+    return { decisions: run.decisions, nextState: run.state, findings: run.findings }
+  }
+
+  if (isReport) {
+    run.state.lastSeenAt = now
+    if (input.seq !== undefined) run.state.lastSeq = input.seq
+  }
+
+  for (const p of input.policies.policies) {
+    if (!matchesTargets(p, run.host)) continue
+    if (p.probe === null) {
+      // The host signal: silent for how long?
+      if (!isReport && prior.lastSeenAt === null) continue
+      const silentMinutes = isReport ? 0 : (now - (prior.lastSeenAt as number)) / 60_000
+      evaluateResource(run, p, 'host', { silentMinutes }, null)
+      continue
+    }
+    const probe = p.probe
+    if (isReport) {
+      for (const obs of input.observations!) {
+        if (obs.kind !== p.observe) continue
+        const o = obs as unknown as Record<string, unknown>
+        if (p.match && !p.match(o)) continue
+        const vars = { ...o, ...probe.derive(obs as never, { now }) }
+        evaluateResource(run, p, probe.resource(obs as never), vars, obs)
+      }
+    } else if (probe.timeBased) {
+      // A tick: re-evaluate the last observation of clock-dependent kinds (days left, age).
+      for (const rs of Object.values(prior.resources)) {
+        if (rs.policy !== p.name || !rs.last) continue
+        const obs = rs.last as unknown as Observation
+        const vars = { ...rs.last, ...probe.derive(obs as never, { now }) }
+        evaluateResource(run, p, rs.resource, vars, null)
+      }
+    }
+  }
+
+  // Deadlines of incidents whose resource was not evaluated in this call.
+  for (const [key, rs] of Object.entries(prior.resources)) {
+    if (run.evaluated.has(key)) continue
+    const inc = run.state.resources[key]?.incident
+    if (!inc || (inc.status !== 'remediating' && inc.status !== 'verifying')) continue
+    if (now <= Date.parse(inc.attempts[inc.attempts.length - 1]?.verifyBy ?? '')) continue
+    const p = input.policies.byName.get(rs.policy)
+    if (!p) continue
+    const w = working(run, p, rs.resource)
+    checkDeadlines(run, p, w.incident!)
+  }
+
+  return { decisions: run.decisions, nextState: run.state, findings: run.findings }
+}

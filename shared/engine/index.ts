@@ -1,0 +1,6 @@
+export * from './compile.ts'
+export * from './duration.ts'
+export * from './evaluate.ts'
+export * from './hash.ts'
+export * from './state.ts'
+export * from './trend.ts'
