@@ -247,16 +247,11 @@ const compileOne = (policy: Policy, index: number, opts: CompileOptions, errors:
         `'${def.id}' acts on ${def.appliesTo.join(', ')}, not on '${spec.observe}' observations`,
       )
     }
-    if (def.risk === 'destructive' && !spec.allowDestructive) {
-      fail(
-        ['remediate', i, 'run'],
-        `'${def.id}' is destructive (it deletes data) and needs an explicit opt-in`,
-        'add `allowDestructive: true` under spec',
-      )
-    }
+    // The observed resource fills a param only when the params are incomplete without it.
     const binding = def.bind?.[spec.observe as keyof typeof def.bind]
-    const bound = binding && !(binding.param in step.params) ? binding : undefined
-    const parsed = def.params.safeParse(bound ? { ...step.params, [bound.param]: bound.placeholder } : step.params)
+    const asGiven = def.params.safeParse(step.params)
+    const bound = !asGiven.success && binding && !(binding.param in step.params) ? binding : undefined
+    const parsed = bound ? def.params.safeParse({ ...step.params, [bound.param]: bound.placeholder }) : asGiven
     if (!parsed.success) {
       for (const issue of parsed.error.issues) {
         const path = issue.path as (string | number)[]
@@ -269,6 +264,14 @@ const compileOne = (policy: Policy, index: number, opts: CompileOptions, errors:
       }
       return
     }
+    const risk = def.riskOf ? def.riskOf(parsed.data as never) : def.risk
+    if (risk === 'destructive' && !spec.allowDestructive) {
+      fail(
+        ['remediate', i, 'run'],
+        `'${def.id}' is destructive here (it deletes data) and needs an explicit opt-in`,
+        'add `allowDestructive: true` under spec',
+      )
+    }
     ladder.push({
       type: 'run',
       index: i,
@@ -276,7 +279,7 @@ const compileOne = (policy: Policy, index: number, opts: CompileOptions, errors:
       remediation: def,
       params: bound ? step.params : (parsed.data as Record<string, unknown>),
       bind: bound ? { param: bound.param, field: bound.field } : null,
-      risk: def.risk,
+      risk,
       verifyWithinMs: step.verify ? parseDuration(step.verify.within) : verifyWithinMs,
     })
   })

@@ -21,7 +21,7 @@ import {
   type ResourceState,
   resourceKey,
 } from './state.ts'
-import { addSample, fitTrend } from './trend.ts'
+import { addSample, fitTrend, SAMPLE_WIDTH } from './trend.ts'
 
 export interface EvaluateInput {
   policies: CompiledPolicySet
@@ -322,7 +322,7 @@ const resolveIncident = (run: Run, p: CompiledPolicy, rs: ResourceState, inc: In
 }
 
 /** Verification of the newest attempt on this observation: verified when the level fell below the step's tier. */
-const verify = (run: Run, p: CompiledPolicy, inc: Incident, level: Level, values: Record<string, unknown>): void => {
+const verify = (run: Run, p: CompiledPolicy, rs: ResourceState, inc: Incident, level: Level, values: Record<string, unknown>): void => {
   if (inc.status !== 'verifying') return
   const a = inc.attempts[inc.attempts.length - 1]
   if (!a) return
@@ -330,6 +330,8 @@ const verify = (run: Run, p: CompiledPolicy, inc: Incident, level: Level, values
   const atRank = step?.atRank ?? 1
   if (levelRank(level) < atRank) {
     a.status = 'verified'
+    // The fix changed the resource: the growth before it says nothing about the growth after it.
+    rs.samples = rs.samples.slice(-SAMPLE_WIDTH)
     notify(run, p, inc, 'ansai.fix.verified.v1', a.key, `${p.name}: ${a.remediation} fixed ${label(run, inc)}`, { remediation: a.remediation, values, summary: a.summary })
   } else {
     a.status = 'unverified'
@@ -426,7 +428,7 @@ const evaluateResource = (
     if (inc && inc.status !== 'remediating') {
       rs.okStreak += 1
       const needed = inc.flapping ? p.guards.flapping.stableFor : 1
-      verify(run, p, inc, level, values)
+      verify(run, p, rs, inc, level, values)
       if (rs.okStreak >= needed) resolveIncident(run, p, rs, inc, values)
       else notes.push(`flapping: ${rs.okStreak}/${needed} healthy cycles before it resolves`)
     }
@@ -443,7 +445,7 @@ const evaluateResource = (
       inc.severity = level
       if (levelRank(level) > levelRank(inc.peakSeverity)) inc.peakSeverity = level
       inc.lastValues = values
-      verify(run, p, inc, level, values)
+      verify(run, p, rs, inc, level, values)
     }
     fireMilestones(run, p, inc, vars)
     advanceLadder(run, p, rs, inc, level, vars, values, notes)

@@ -63,6 +63,8 @@ export interface RemediationDefinition<P extends z.ZodType = z.ZodType> {
   description: string
   params: P
   risk: Risk
+  /** When the risk depends on the params (custom-script declares it per use); defaults to `risk`. */
+  riskOf?: (params: z.infer<P>) => Risk
   /** `available` once its executor and SSM document exist; a policy that uses a planned one is refused. */
   status: 'available' | 'planned'
   /** Observation kinds this remediation acts on (`*` for any). */
