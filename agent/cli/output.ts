@@ -5,7 +5,11 @@ export const printJson = (value: unknown): void => {
 }
 
 /** A plain text table: columns padded to their widest cell, long cells cut with an ellipsis. */
-export const formatTable = (headers: readonly string[], rows: readonly (readonly string[])[], maxWidth = 60): string => {
+export const formatTable = (
+  headers: readonly string[],
+  rows: readonly (readonly string[])[],
+  maxWidth = 60,
+): string => {
   const cut = (s: string) => (s.length > maxWidth ? `${s.slice(0, maxWidth - 1)}…` : s)
   const cells = [headers, ...rows].map((r) => r.map((c) => cut(c)))
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)))

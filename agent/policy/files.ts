@@ -17,7 +17,10 @@ export const readPolicySources = (paths: readonly string[]): PolicySource[] => {
     try {
       stat = statSync(path)
     } catch (err) {
-      throw new PolicyFileError(`${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err })
+      throw new PolicyFileError(
+        `${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+        { cause: err },
+      )
     }
     const files = stat.isDirectory()
       ? readdirSync(path)

@@ -2,8 +2,8 @@ import { z } from 'zod'
 import {
   type Decision,
   type Finding,
-  HostIdSchema,
   type Host,
+  HostIdSchema,
   type RemediationResultV1,
   ReportV1Schema,
   TimestampSchema,

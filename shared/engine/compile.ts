@@ -193,7 +193,7 @@ const compileOne = (policy: Policy, index: number, opts: CompileOptions, errors:
   let milestones: CompiledPolicy['milestones'] = null
   if (spec.milestones) {
     const v = variables.get(spec.milestones.field)
-    if (!v || v.type !== 'double') {
+    if (v?.type !== 'double') {
       fail(['milestones', 'field'], `'${spec.milestones.field}' is not a numeric value of '${spec.observe}'`)
     }
     uses.add(spec.milestones.field)
@@ -230,7 +230,10 @@ const compileOne = (policy: Policy, index: number, opts: CompileOptions, errors:
     }
     const def = findRemediation(step.run)
     if (!def) {
-      const hint = closest(step.run, REMEDIATIONS.map((r) => r.id))
+      const hint = closest(
+        step.run,
+        REMEDIATIONS.map((r) => r.id),
+      )
       fail(['remediate', i, 'run'], `unknown remediation '${step.run}'`, hint ? `did you mean '${hint}'?` : undefined)
       return
     }
@@ -259,7 +262,9 @@ const compileOne = (policy: Policy, index: number, opts: CompileOptions, errors:
         fail(
           ['remediate', i, 'params', ...path],
           missing ? `${def.id} needs '${path.join('.')}'` : issue.message,
-          missing ? `add it under params (${def.id} params: ${Object.keys((def.params as unknown as { shape?: object }).shape ?? {}).join(', ')})` : undefined,
+          missing
+            ? `add it under params (${def.id} params: ${Object.keys((def.params as unknown as { shape?: object }).shape ?? {}).join(', ')})`
+            : undefined,
         )
       }
       return
@@ -294,9 +299,17 @@ const compileOne = (policy: Policy, index: number, opts: CompileOptions, errors:
     if (!isValidTimeZone(g.window.tz)) fail(['guards', 'window', 'tz'], `unknown time zone '${g.window.tz}'`)
     else {
       try {
-        window = { cron: new Cron(g.window.cron, { timezone: g.window.tz, paused: true }), expr: g.window.cron, tz: g.window.tz }
+        window = {
+          cron: new Cron(g.window.cron, { timezone: g.window.tz, paused: true }),
+          expr: g.window.cron,
+          tz: g.window.tz,
+        }
       } catch (err) {
-        fail(['guards', 'window', 'cron'], `cron: ${(err as Error).message}`, "five fields: minute hour day month weekday, e.g. '* 0-6 * * *'")
+        fail(
+          ['guards', 'window', 'cron'],
+          `cron: ${(err as Error).message}`,
+          "five fields: minute hour day month weekday, e.g. '* 0-6 * * *'",
+        )
       }
     }
   }

@@ -145,7 +145,19 @@ const escalate = (run: Run, p: CompiledPolicy, inc: Incident, reason: string, to
   inc.status = 'escalated'
   inc.escalatedTo = to
   inc.updatedAt = run.nowIso
-  notify(run, p, inc, 'ansai.incident.escalated.v1', `${to}|${inc.attempts.length}`, `${p.name}: ${label(run, inc)} needs a human: ${reason}`, { reason, attempts: inc.attempts.map((a) => ({ remediation: a.remediation, status: a.status, summary: a.summary })) }, to)
+  notify(
+    run,
+    p,
+    inc,
+    'ansai.incident.escalated.v1',
+    `${to}|${inc.attempts.length}`,
+    `${p.name}: ${label(run, inc)} needs a human: ${reason}`,
+    {
+      reason,
+      attempts: inc.attempts.map((a) => ({ remediation: a.remediation, status: a.status, summary: a.summary })),
+    },
+    to,
+  )
 }
 
 /** The next ladder step to take: the first one not yet taken whose `at` is at or below the current level. */
@@ -174,7 +186,54 @@ const block = (run: Run, p: CompiledPolicy, inc: Incident, reason: string, notes
   notes.push(`fix held back: ${reason}`)
   if (inc.blockedBy === reason) return
   inc.blockedBy = reason
-  notify(run, p, inc, 'ansai.fix.skipped.v1', reason, `${p.name}: fix on ${label(run, inc)} held back: ${reason}`, { reason })
+  notify(run, p, inc, 'ansai.fix.skipped.v1', reason, `${p.name}: fix on ${label(run, inc)} held back: ${reason}`, {
+    reason,
+  })
+}
+
+type Hold =
+  | { kind: 'wait' | 'block' | 'escalate'; reason: string }
+  | { kind: 'params'; params: Record<string, unknown> }
+  | undefined
+
+/** The guards in order: dependencies, window, cooldown, limit, then the bound params. */
+const heldBack = (
+  run: Run,
+  p: CompiledPolicy,
+  rs: ResourceState,
+  step: Extract<CompiledStep, { type: 'run' }>,
+  vars: Record<string, unknown>,
+): Hold => {
+  const down = parentDown(run, p)
+  if (down) return { kind: 'block', reason: `depends on ${down}, which is down` }
+  if (!inWindow(p, run.now)) {
+    return {
+      kind: 'block',
+      reason: `outside the maintenance window '${p.guards.window?.expr}' (${p.guards.window?.tz})`,
+    }
+  }
+  const lastFix = rs.fixes[rs.fixes.length - 1]
+  if (p.guards.cooldownMs > 0 && lastFix !== undefined && run.now - lastFix < p.guards.cooldownMs) {
+    return { kind: 'wait', reason: `cooling down: ${formatDuration(p.guards.cooldownMs - (run.now - lastFix))} left` }
+  }
+  const limit = p.guards.limit
+  if (limit) {
+    rs.fixes = rs.fixes.filter((t) => run.now - t < limit.withinMs)
+    if (rs.fixes.length >= limit.max) {
+      const reason = `limit reached: ${limit.max} fixes within ${formatDuration(limit.withinMs)}`
+      return { kind: limit.then === 'escalate' ? 'escalate' : 'block', reason }
+    }
+  }
+  if (!step.bind) return undefined
+  const value = vars[step.bind.field]
+  const checked = step.remediation.params.safeParse({ ...step.params, [step.bind.param]: value })
+  if (!checked.success) {
+    return {
+      kind: 'block',
+      reason: `${step.bind.field} '${String(value)}' is not a valid ${step.remediation.id} ${step.bind.param}`,
+    }
+  }
+  return { kind: 'params', params: checked.data as Record<string, unknown> }
 }
 
 /** Take ladder steps while the incident is open and the guards allow it. */
@@ -195,7 +254,15 @@ const advanceLadder = (
     if (ranAll && inc.status === 'open' && p.ladder.some((s) => s.type === 'run')) {
       inc.status = 'failed'
       inc.updatedAt = run.nowIso
-      notify(run, p, inc, 'ansai.incident.failed.v1', inc.attempts.length, `${p.name}: every fix for ${label(run, inc)} was tried and the problem remains`, { values })
+      notify(
+        run,
+        p,
+        inc,
+        'ansai.incident.failed.v1',
+        inc.attempts.length,
+        `${p.name}: every fix for ${label(run, inc)} was tried and the problem remains`,
+        { values },
+      )
     }
     return
   }
@@ -208,37 +275,21 @@ const advanceLadder = (
     notes.push('passive: alert only')
     return
   }
-  const down = parentDown(run, p)
-  if (down) return block(run, p, inc, `depends on ${down}, which is down`, notes)
-  if (!inWindow(p, run.now)) {
-    return block(run, p, inc, `outside the maintenance window '${p.guards.window?.expr}' (${p.guards.window?.tz})`, notes)
-  }
-  const lastFix = rs.fixes[rs.fixes.length - 1]
-  if (p.guards.cooldownMs > 0 && lastFix !== undefined && run.now - lastFix < p.guards.cooldownMs) {
-    notes.push(`cooling down: ${formatDuration(p.guards.cooldownMs - (run.now - lastFix))} left`)
+  const held = heldBack(run, p, rs, step, vars)
+  if (held?.kind === 'wait') {
+    notes.push(held.reason)
     return
   }
-  const limit = p.guards.limit
-  if (limit) {
-    rs.fixes = rs.fixes.filter((t) => run.now - t < limit.withinMs)
-    if (rs.fixes.length >= limit.max) {
-      const reason = `limit reached: ${limit.max} fixes within ${formatDuration(limit.withinMs)}`
-      if (limit.then === 'escalate') {
-        escalate(run, p, inc, reason, escalationTarget(p, inc))
-        notes.push(reason)
-        return
-      }
-      return block(run, p, inc, reason, notes)
-    }
+  if (held?.kind === 'escalate') {
+    notes.push(held.reason)
+    escalate(run, p, inc, held.reason, escalationTarget(p, inc))
+    return
   }
-  let params = step.params
-  if (step.bind) {
-    const checked = step.remediation.params.safeParse({ ...step.params, [step.bind.param]: vars[step.bind.field] })
-    if (!checked.success) {
-      return block(run, p, inc, `${step.bind.field} '${String(vars[step.bind.field])}' is not a valid ${step.remediation.id} ${step.bind.param}`, notes)
-    }
-    params = checked.data as Record<string, unknown>
+  if (held?.kind === 'block') {
+    block(run, p, inc, held.reason, notes)
+    return
   }
+  const params = held?.kind === 'params' ? held.params : step.params
   const attempt = inc.attempts.length + 1
   const key = `r-${stableHash(run.host.id, p.name, inc.resource, inc.openedAt, step.index, attempt)}`
   const verifyBy = new Date(run.now + step.verifyWithinMs).toISOString()
@@ -275,10 +326,24 @@ const advanceLadder = (
     verifyBy,
     reason,
   })
-  notify(run, p, inc, 'ansai.fix.started.v1', key, `${p.name}: running ${step.remediation.id} on ${label(run, inc)}${dryRun ? ' (dry-run)' : ''}`, { remediation: step.remediation.id, params, dryRun, values })
+  notify(
+    run,
+    p,
+    inc,
+    'ansai.fix.started.v1',
+    key,
+    `${p.name}: running ${step.remediation.id} on ${label(run, inc)}${dryRun ? ' (dry-run)' : ''}`,
+    { remediation: step.remediation.id, params, dryRun, values },
+  )
 }
 
-const openIncident = (run: Run, p: CompiledPolicy, rs: ResourceState, level: Level, values: Record<string, unknown>): Incident => {
+const openIncident = (
+  run: Run,
+  p: CompiledPolicy,
+  rs: ResourceState,
+  level: Level,
+  values: Record<string, unknown>,
+): Incident => {
   const flap = p.guards.flapping
   rs.flaps = rs.flaps.filter((t) => run.now - t < flap.withinMs)
   const flapping = rs.flaps.length >= flap.changes
@@ -300,11 +365,25 @@ const openIncident = (run: Run, p: CompiledPolicy, rs: ResourceState, level: Lev
     flapping,
     lastValues: values,
   }
-  notify(run, p, inc, 'ansai.incident.opened.v1', level, `${p.name}: ${label(run, inc)} is ${level} (${describeValues(values)})${flapping ? ' — flapping, held open until stable' : ''}`, { values, flapping })
+  notify(
+    run,
+    p,
+    inc,
+    'ansai.incident.opened.v1',
+    level,
+    `${p.name}: ${label(run, inc)} is ${level} (${describeValues(values)})${flapping ? ' — flapping, held open until stable' : ''}`,
+    { values, flapping },
+  )
   return inc
 }
 
-const resolveIncident = (run: Run, p: CompiledPolicy, rs: ResourceState, inc: Incident, values: Record<string, unknown>): void => {
+const resolveIncident = (
+  run: Run,
+  p: CompiledPolicy,
+  rs: ResourceState,
+  inc: Incident,
+  values: Record<string, unknown>,
+): void => {
   const fixed = inc.attempts.filter((a) => a.status === 'verified' || a.status === 'succeeded')
   inc.status = 'resolved'
   inc.resolvedAt = run.nowIso
@@ -322,7 +401,14 @@ const resolveIncident = (run: Run, p: CompiledPolicy, rs: ResourceState, inc: In
 }
 
 /** Verification of the newest attempt on this observation: verified when the level fell below the step's tier. */
-const verify = (run: Run, p: CompiledPolicy, rs: ResourceState, inc: Incident, level: Level, values: Record<string, unknown>): void => {
+const verify = (
+  run: Run,
+  p: CompiledPolicy,
+  rs: ResourceState,
+  inc: Incident,
+  level: Level,
+  values: Record<string, unknown>,
+): void => {
   if (inc.status !== 'verifying') return
   const a = inc.attempts[inc.attempts.length - 1]
   if (!a) return
@@ -332,10 +418,22 @@ const verify = (run: Run, p: CompiledPolicy, rs: ResourceState, inc: Incident, l
     a.status = 'verified'
     // The fix changed the resource: the growth before it says nothing about the growth after it.
     rs.samples = rs.samples.slice(-SAMPLE_WIDTH)
-    notify(run, p, inc, 'ansai.fix.verified.v1', a.key, `${p.name}: ${a.remediation} fixed ${label(run, inc)}`, { remediation: a.remediation, values, summary: a.summary })
+    notify(run, p, inc, 'ansai.fix.verified.v1', a.key, `${p.name}: ${a.remediation} fixed ${label(run, inc)}`, {
+      remediation: a.remediation,
+      values,
+      summary: a.summary,
+    })
   } else {
     a.status = 'unverified'
-    notify(run, p, inc, 'ansai.fix.failed.v1', a.key, `${p.name}: ${a.remediation} ran but ${inc.resource} is still ${level}`, { remediation: a.remediation, values, summary: a.summary })
+    notify(
+      run,
+      p,
+      inc,
+      'ansai.fix.failed.v1',
+      a.key,
+      `${p.name}: ${a.remediation} ran but ${inc.resource} is still ${level}`,
+      { remediation: a.remediation, values, summary: a.summary },
+    )
   }
   inc.status = inc.escalatedTo ? 'escalated' : 'open'
   inc.updatedAt = run.nowIso
@@ -350,7 +448,15 @@ const checkDeadlines = (run: Run, p: CompiledPolicy, inc: Incident): void => {
     a.summary = 'no result before the verification deadline'
     inc.status = inc.escalatedTo ? 'escalated' : 'open'
     inc.updatedAt = run.nowIso
-    notify(run, p, inc, 'ansai.fix.failed.v1', a.key, `${p.name}: ${a.remediation} on ${label(run, inc)} gave no result in time`, { remediation: a.remediation })
+    notify(
+      run,
+      p,
+      inc,
+      'ansai.fix.failed.v1',
+      a.key,
+      `${p.name}: ${a.remediation} on ${label(run, inc)} gave no result in time`,
+      { remediation: a.remediation },
+    )
   } else if (inc.status === 'verifying') {
     a.status = 'unverified'
     escalate(run, p, inc, `no observation confirmed ${a.remediation} before ${a.verifyBy}`, escalationTarget(p, inc))
@@ -370,7 +476,15 @@ const fireMilestones = (run: Run, p: CompiledPolicy, inc: Incident, vars: Record
     }
   }
   if (lowest === undefined) return
-  notify(run, p, inc, 'ansai.milestone.reached.v1', lowest, `${p.name}: ${label(run, inc)}: ${m.field} ${round(v)} ≤ ${lowest}`, { field: m.field, point: lowest, value: round(v) })
+  notify(
+    run,
+    p,
+    inc,
+    'ansai.milestone.reached.v1',
+    lowest,
+    `${p.name}: ${label(run, inc)}: ${m.field} ${round(v)} ≤ ${lowest}`,
+    { field: m.field, point: lowest, value: round(v) },
+  )
 }
 
 /** One evaluation of one policy on one resource: debounce, incident lifecycle, verification, ladder. */
@@ -439,7 +553,15 @@ const evaluateResource = (
       rs.incident = inc
     } else {
       if (levelRank(level) > levelRank(inc.severity)) {
-        notify(run, p, inc, 'ansai.incident.worsened.v1', level, `${p.name}: ${label(run, inc)} is now ${level} (${describeValues(values)})`, { values, from: inc.severity })
+        notify(
+          run,
+          p,
+          inc,
+          'ansai.incident.worsened.v1',
+          level,
+          `${p.name}: ${label(run, inc)} is now ${level} (${describeValues(values)})`,
+          { values, from: inc.severity },
+        )
       }
       if (level !== inc.severity) inc.updatedAt = run.nowIso
       inc.severity = level
@@ -469,7 +591,7 @@ const applyResults = (run: Run, results: readonly RemediationResultV1[]): void =
   for (const result of results) {
     for (const prior of Object.values(run.state.resources)) {
       const attempt = prior.incident?.attempts.find((a) => a.key === result.key)
-      if (!attempt || attempt.status !== 'pending') continue
+      if (attempt?.status !== 'pending') continue
       const p = run.input.policies.byName.get(prior.policy)
       if (!p) continue
       const rs = working(run, p, prior.resource)
@@ -484,7 +606,15 @@ const applyResults = (run: Run, results: readonly RemediationResultV1[]): void =
       } else {
         a.status = result.status === 'skipped' ? 'skipped' : 'failed'
         inc.status = inc.escalatedTo ? 'escalated' : 'open'
-        notify(run, p, inc, 'ansai.fix.failed.v1', a.key, `${p.name}: ${a.remediation} on ${label(run, inc)} ${a.status}: ${result.error ?? result.summary}`, { remediation: a.remediation, error: result.error, summary: result.summary })
+        notify(
+          run,
+          p,
+          inc,
+          'ansai.fix.failed.v1',
+          a.key,
+          `${p.name}: ${a.remediation} on ${label(run, inc)} ${a.status}: ${result.error ?? result.summary}`,
+          { remediation: a.remediation, error: result.error, summary: result.summary },
+        )
       }
     }
   }
@@ -531,7 +661,13 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
         const existing = run.state.resources[key]
         if (!existing) continue
         const rs = working(run, p, resource)
-        rs.samples = addSample(rs.samples, now, trend.value(obs as never), trend.capacity(obs as never), p.trend.windowMs)
+        rs.samples = addSample(
+          rs.samples,
+          now,
+          trend.value(obs as never),
+          trend.capacity(obs as never),
+          p.trend.windowMs,
+        )
       }
     }
     return { decisions: run.decisions, nextState: run.state, findings: run.findings }

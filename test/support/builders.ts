@@ -1,11 +1,14 @@
 import type { Host, Observation, RemediationResultV1 } from '../../shared/contracts/index.ts'
-import { type EvaluateOutput, evaluate } from '../../shared/engine/evaluate.ts'
 import type { CompiledPolicySet } from '../../shared/engine/compile.ts'
+import { type EvaluateOutput, evaluate } from '../../shared/engine/evaluate.ts'
 import type { HostState } from '../../shared/engine/state.ts'
 import { formatPolicyError, loadPolicies } from '../../shared/policy/load.ts'
 
 /** Compile policies from YAML text; throws with every error when they do not load. */
-export const policiesFrom = (yaml: string, opts: { allowPlanned?: boolean } = { allowPlanned: true }): CompiledPolicySet => {
+export const policiesFrom = (
+  yaml: string,
+  opts: { allowPlanned?: boolean } = { allowPlanned: true },
+): CompiledPolicySet => {
   const { set, errors } = loadPolicies([{ file: 'test.yaml', text: yaml }], opts)
   if (errors.length) throw new Error(errors.map(formatPolicyError).join('\n'))
   return set
@@ -43,8 +46,20 @@ export const fs = (mount: string, usedPercent: number, totalGiB = 100): Observat
   }
 }
 
-export const service = (unit: string, activeState: 'active' | 'failed' | 'inactive', extra: Partial<Observation> = {}): Observation =>
-  ({ kind: 'service', unit, activeState, subState: activeState === 'active' ? 'running' : activeState, restarts: 0, mainPid: activeState === 'active' ? 1234 : 0, ...extra }) as Observation
+export const service = (
+  unit: string,
+  activeState: 'active' | 'failed' | 'inactive',
+  extra: Partial<Observation> = {},
+): Observation =>
+  ({
+    kind: 'service',
+    unit,
+    activeState,
+    subState: activeState === 'active' ? 'running' : activeState,
+    restarts: 0,
+    mainPid: activeState === 'active' ? 1234 : 0,
+    ...extra,
+  }) as Observation
 
 export const cert = (source: string, notAfter: string): Observation => ({
   kind: 'certificate',
@@ -94,7 +109,13 @@ export class Driver {
 
   tick(): EvaluateOutput {
     return this.keep(
-      evaluate({ policies: this.policies, host: this.host, results: this.takeResults(), state: this.state, now: this.clock.now() }),
+      evaluate({
+        policies: this.policies,
+        host: this.host,
+        results: this.takeResults(),
+        state: this.state,
+        now: this.clock.now(),
+      }),
     )
   }
 
@@ -128,4 +149,6 @@ export class Driver {
 
 /** Short names of what a cycle decided: `fix:disk-cleanup`, `incident.opened`, ... */
 export const summarize = (out: EvaluateOutput): string[] =>
-  out.decisions.map((d) => (d.type === 'remediate' ? `fix:${d.remediation}` : d.event.replace(/^ansai\./, '').replace(/\.v1$/, '')))
+  out.decisions.map((d) =>
+    d.type === 'remediate' ? `fix:${d.remediation}` : d.event.replace(/^ansai\./, '').replace(/\.v1$/, ''),
+  )

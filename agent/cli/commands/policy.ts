@@ -48,12 +48,21 @@ export const runPolicy = async (argv: string[]): Promise<number> => {
   const sources = readPolicySources(positionals)
   const { policies, errors } = loadPolicies(sources, { allowPlanned: values['allow-planned'] })
   if (values.json) {
-    printJson({ ok: errors.length === 0, files: sources.map((s) => s.file), policies: policies.map((p) => p.metadata.name), errors })
+    printJson({
+      ok: errors.length === 0,
+      files: sources.map((s) => s.file),
+      policies: policies.map((p) => p.metadata.name),
+      errors,
+    })
   } else if (errors.length === 0) {
-    console.log(`ok: ${policies.length} ${policies.length === 1 ? 'policy' : 'policies'} in ${sources.length} ${sources.length === 1 ? 'file' : 'files'}`)
+    console.log(
+      `ok: ${policies.length} ${policies.length === 1 ? 'policy' : 'policies'} in ${sources.length} ${sources.length === 1 ? 'file' : 'files'}`,
+    )
   } else {
     for (const e of errors) console.error(formatPolicyError(e))
-    console.error(`\n${errors.length} ${errors.length === 1 ? 'error' : 'errors'} in ${new Set(errors.map((e) => e.file)).size} of ${sources.length} files`)
+    console.error(
+      `\n${errors.length} ${errors.length === 1 ? 'error' : 'errors'} in ${new Set(errors.map((e) => e.file)).size} of ${sources.length} files`,
+    )
   }
   return errors.length === 0 ? 0 : 1
 }

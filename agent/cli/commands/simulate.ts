@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { type SimulationResult, parseTimeline, simulate } from '../../../shared/app/simulate.ts'
+import { parseTimeline, type SimulationResult, simulate } from '../../../shared/app/simulate.ts'
 import { formatPolicyError, loadPolicies } from '../../../shared/policy/load.ts'
 import { readPolicySources } from '../../policy/files.ts'
 import { formatTable, printJson, UsageError } from '../output.ts'
@@ -68,18 +68,29 @@ export const runSimulate = async (argv: string[]): Promise<number> => {
   for (const e of timeline.errors) console.error(`${values.observations}:${e.line}: ${e.message}`)
   const result = simulate(loaded.set, timeline.entries, { fixOutcome: outcome, dryRun: values['dry-run'] })
   if (values.json) {
-    printJson({ events: result.events, totals: result.totals, findings: result.lastFindings, lineErrors: timeline.errors })
+    printJson({
+      events: result.events,
+      totals: result.totals,
+      findings: result.lastFindings,
+      lineErrors: timeline.errors,
+    })
     return timeline.errors.length ? 1 : 0
   }
   const rows = result.events.map((e) => {
     const [what, detail] = describe(e)
     return [e.time.replace('T', ' ').replace(/\.\d+Z$|Z$/, ''), e.host, what, detail]
   })
-  console.log(rows.length ? formatTable(['time (UTC)', 'host', 'event', 'detail'], rows, 110) : 'nothing happened: no policy matched')
+  console.log(
+    rows.length
+      ? formatTable(['time (UTC)', 'host', 'event', 'detail'], rows, 110)
+      : 'nothing happened: no policy matched',
+  )
   const t = result.totals
   console.log(
     `\n${t.reports} reports, ${t.ticks} ticks from ${values.observations}: ${t.incidentsOpened} incidents opened, ${t.incidentsResolved} resolved, ${t.fixes} fixes, ${t.escalations} escalations, ${t.notifications} notifications`,
   )
-  console.log('Nothing was executed: fixes were assumed to have ' + outcome + ' and verified against the recorded observations.')
+  console.log(
+    'Nothing was executed: fixes were assumed to have ' + outcome + ' and verified against the recorded observations.',
+  )
   return timeline.errors.length ? 1 : 0
 }

@@ -78,6 +78,5 @@ export const timeoutSecondsSchema = (defaultSeconds: number, maxSeconds = 86_400
 export const limitThenEscalate = (max: number, within: string): NonNullable<DefaultGuards['limit']> => ({
   max,
   within,
-  // biome-ignore lint/suspicious/noThenProperty: `then` is the policy language's own key (limit: {max, within, then})
   then: 'escalate',
 })

@@ -74,7 +74,12 @@ describe('incident lifecycle', () => {
     const fix = d.report([fs('/var', 92)])
     expect(summarize(fix)).toEqual(['incident.worsened', 'fix:disk-cleanup', 'fix.started'])
     const decision = fix.decisions.find((x) => x.type === 'remediate')
-    expect(decision).toMatchObject({ remediation: 'disk-cleanup', params: { roots: ['/var/log'], logsOlderThan: '30d' }, risk: 'destructive', dryRun: false })
+    expect(decision).toMatchObject({
+      remediation: 'disk-cleanup',
+      params: { roots: ['/var/log'], logsOlderThan: '30d' },
+      risk: 'destructive',
+      dryRun: false,
+    })
     expect(d.state?.resources['disk|/var']?.incident?.status).toBe('remediating')
     clock.advance(MIN)
     const after = d.report([fs('/var', 60)])
@@ -199,7 +204,9 @@ spec:
   })
 
   it('window: fixes only inside the maintenance window, alerts any time', () => {
-    const set = policiesFrom(SERVICE.replace('limit: { max: 2, within: 1h, then: escalate }', "window: { cron: '* 2-4 * * *', tz: UTC }"))
+    const set = policiesFrom(
+      SERVICE.replace('limit: { max: 2, within: 1h, then: escalate }', "window: { cron: '* 2-4 * * *', tz: UTC }"),
+    )
     const clock = new FakeClock(Date.parse('2026-11-23T12:00:00Z'))
     const d = new Driver(set, clock)
     const out = d.report([service('app.service', 'failed')])
@@ -210,7 +217,12 @@ spec:
   })
 
   it('window honours the time zone', () => {
-    const set = policiesFrom(SERVICE.replace('limit: { max: 2, within: 1h, then: escalate }', "window: { cron: '* 2-4 * * *', tz: Asia/Tokyo }"))
+    const set = policiesFrom(
+      SERVICE.replace(
+        'limit: { max: 2, within: 1h, then: escalate }',
+        "window: { cron: '* 2-4 * * *', tz: Asia/Tokyo }",
+      ),
+    )
     // 18:30 UTC is 03:30 in Tokyo
     const d = new Driver(set, new FakeClock(Date.parse('2026-11-23T18:30:00Z')))
     expect(summarize(d.report([service('app.service', 'failed')]))).toContain('fix:service-restart')
@@ -259,7 +271,9 @@ spec:
     const out = d.report([service('nginx.service', 'failed'), service('evil;rm -rf.service', 'failed')])
     const fixes = out.decisions.filter((x) => x.type === 'remediate')
     expect(fixes.map((f) => f.type === 'remediate' && f.params.unit)).toEqual(['nginx.service'])
-    expect(out.findings.find((f) => f.resource.startsWith('evil'))?.notes.join()).toMatch(/not a valid service-restart unit/)
+    expect(out.findings.find((f) => f.resource.startsWith('evil'))?.notes.join()).toMatch(
+      /not a valid service-restart unit/,
+    )
   })
 })
 
@@ -366,7 +380,13 @@ spec:
       clock.advance(MIN)
     }
     // two full open/resolve cycles, then the third open is flagged and held
-    expect(events).toEqual(['incident.opened', 'incident.resolved', 'incident.opened', 'incident.resolved', 'incident.opened'])
+    expect(events).toEqual([
+      'incident.opened',
+      'incident.resolved',
+      'incident.opened',
+      'incident.resolved',
+      'incident.opened',
+    ])
     expect(d.state?.resources['flappy|app.service']?.incident?.flapping).toBe(true)
     expect(summarize(d.report([service('app.service', 'active')]))).toEqual([])
     expect(summarize(d.report([service('app.service', 'active')]))).toEqual(['incident.resolved'])
@@ -378,7 +398,14 @@ describe('reports and state', () => {
     const d = new Driver(policiesFrom(DISK))
     d.report([fs('/var', 92)], { seq: 10 })
     const before = JSON.stringify(d.state)
-    const again = evaluate({ policies: d.policies, host: HOST, observations: [fs('/var', 99)], seq: 10, state: d.state, now: Date.now() })
+    const again = evaluate({
+      policies: d.policies,
+      host: HOST,
+      observations: [fs('/var', 99)],
+      seq: 10,
+      state: d.state,
+      now: Date.now(),
+    })
     expect(again.decisions).toEqual([])
     expect(JSON.stringify(again.nextState)).toBe(before)
   })
@@ -387,7 +414,14 @@ describe('reports and state', () => {
     const d = new Driver(policiesFrom(DISK))
     d.report([fs('/var', 92)])
     const frozen = JSON.stringify(d.state)
-    const input = { policies: d.policies, host: HOST, observations: [fs('/var', 92)], seq: 5, state: d.state, now: '2026-11-23T01:00:00Z' }
+    const input = {
+      policies: d.policies,
+      host: HOST,
+      observations: [fs('/var', 92)],
+      seq: 5,
+      state: d.state,
+      now: '2026-11-23T01:00:00Z',
+    }
     const a = evaluate(input)
     const b = evaluate(input)
     expect(JSON.stringify(d.state)).toBe(frozen)
@@ -395,7 +429,9 @@ describe('reports and state', () => {
   })
 
   it('targets select hosts by tag; a policy without targets applies everywhere', () => {
-    const set = policiesFrom(DISK.replace('observe: filesystem', 'targets: { tags: { role: [db] } }\n  observe: filesystem'))
+    const set = policiesFrom(
+      DISK.replace('observe: filesystem', 'targets: { tags: { role: [db] } }\n  observe: filesystem'),
+    )
     expect(new Driver(set).report([fs('/var', 99)]).findings).toEqual([])
     const db = { ...HOST, tags: { role: 'db' } }
     expect(new Driver(set, new FakeClock(), db).report([fs('/var', 99)]).findings).toHaveLength(1)
