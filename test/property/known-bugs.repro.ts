@@ -1,0 +1,170 @@
+/**
+ * Known engine and loader bugs found by the golden and property tests, as failing tests. This file is NOT part of
+ * the suite (vitest collects *.test.ts only): rename it to known-bugs.test.ts, or move each test next to the unit
+ * tests, once the bug is fixed. Every test states the behaviour the policy language promises.
+ */
+import { describe, expect, it } from 'vitest'
+import { loadPolicies } from '../../shared/policy/load.ts'
+import { Driver, FakeClock, fs, policiesFrom, service, summarize } from '../support/builders.ts'
+import { backup } from '../support/golden-timeline.ts'
+
+const MIN = 60_000
+const TIERS = `
+apiVersion: ansai/v1
+kind: Policy
+metadata: { name: disk }
+spec:
+  observe: filesystem
+  severity:
+    warning: { when: "usedPercent >= 80" }
+    critical: { when: "usedPercent >= 90" }
+`
+
+describe('suspected engine bugs', () => {
+  it('B1 a worsened event carries the new severity', () => {
+    const d = new Driver(policiesFrom(TIERS))
+    d.report([fs('/var', 85)])
+    const out = d.report([fs('/var', 92)])
+    const worsened = out.decisions.find((x) => x.type === 'notify' && x.event === 'ansai.incident.worsened.v1')
+    expect(worsened?.severity).toBe('critical')
+  })
+
+  it('B2 two worsened events of one incident have different keys', () => {
+    const clock = new FakeClock()
+    const d = new Driver(policiesFrom(TIERS), clock)
+    const keys: string[] = []
+    for (const p of [85, 92, 85, 92]) {
+      for (const x of d.report([fs('/var', p)]).decisions) keys.push(x.key)
+      clock.advance(MIN)
+    }
+    expect(new Set(keys).size).toBe(keys.length)
+  })
+
+  it('B3 two fix.skipped events of one incident have different keys when the reason comes back', () => {
+    const set = policiesFrom(`
+apiVersion: ansai/v1
+kind: Policy
+metadata: { name: app-down }
+spec:
+  observe: service
+  match: { unit: app.service }
+  severity: { critical: { when: "activeState == 'failed'" } }
+  remediate: [ { run: service-restart, params: { unit: app.service } } ]
+  guards: { dependsOn: [db-down], window: { cron: "* 2-4 * * *", tz: UTC } }
+---
+apiVersion: ansai/v1
+kind: Policy
+metadata: { name: db-down }
+spec:
+  observe: service
+  match: { unit: db.service }
+  mode: passive
+  severity: { critical: { when: "activeState == 'failed'" } }
+`)
+    const clock = new FakeClock(Date.parse('2026-11-23T12:00:00Z'))
+    const d = new Driver(set, clock)
+    const keys: string[] = []
+    for (const db of ['active', 'failed', 'active'] as const) {
+      for (const x of d.report([service('app.service', 'failed'), service('db.service', db)]).decisions)
+        keys.push(x.key)
+      clock.advance(MIN)
+    }
+    expect(new Set(keys).size).toBe(keys.length)
+  })
+
+  it('B4 a tick does not judge a fix by the observation taken before it', () => {
+    const set = policiesFrom(`
+apiVersion: ansai/v1
+kind: Policy
+metadata: { name: backup-stale }
+spec:
+  observe: backup
+  severity:
+    critical: { when: "ageHours > 26" }
+  remediate:
+    - run: backup-retry
+    - escalate: page
+  verify: { within: 2h }
+`)
+    const clock = new FakeClock(Date.parse('2026-11-24T05:00:00Z'))
+    const d = new Driver(set, clock)
+    expect(summarize(d.report([backup('nightly', '2026-11-23T02:00:00Z')]))).toEqual([
+      'incident.opened',
+      'fix:backup-retry',
+      'fix.started',
+    ])
+    clock.advance(10 * MIN)
+    expect(summarize(d.tick())).toEqual([]) // the retry succeeded; no new observation yet, 1 h 50 min left to confirm it
+    clock.advance(10 * MIN)
+    expect(summarize(d.report([backup('nightly', '2026-11-24T05:15:00Z')]))).toEqual([
+      'fix.verified',
+      'incident.resolved',
+    ])
+  })
+
+  it('B5 an observation that confirms a fix after its deadline resolves without paging a human', () => {
+    const set = policiesFrom(`
+apiVersion: ansai/v1
+kind: Policy
+metadata: { name: app-down }
+spec:
+  observe: service
+  severity: { critical: { when: "activeState == 'failed'" } }
+  remediate: [ { run: service-restart }, { escalate: page } ]
+`)
+    const clock = new FakeClock()
+    const d = new Driver(set, clock)
+    d.report([service('app.service', 'failed')])
+    clock.advance(15 * MIN) // the next report (and the fix result) come after the 10 min verification deadline
+    expect(summarize(d.report([service('app.service', 'active')]))).toEqual(['fix.verified', 'incident.resolved'])
+  })
+
+  it('B6 the same resource twice in one report counts as one cycle', () => {
+    const set = policiesFrom(`
+apiVersion: ansai/v1
+kind: Policy
+metadata: { name: disk }
+spec:
+  observe: filesystem
+  severity:
+    critical: { when: "usedPercent >= 90", for: 2 cycles }
+`)
+    expect(summarize(new Driver(set).report([fs('/var', 95), fs('/var', 95)]))).toEqual([])
+  })
+})
+
+describe('suspected loader bugs', () => {
+  it('L1 an unresolved YAML alias is an error, not a throw', () => {
+    expect(() => loadPolicies([{ file: 'p.yaml', text: 'a: *x\n' }])).not.toThrow()
+  })
+
+  it('L2 an alias bomb is an error, not a throw', () => {
+    const text = [
+      'a: &a [x, x, x, x, x, x, x, x, x]',
+      ...'bcdef'.split('').map((c, i) => `${c}: &${c} [${Array(9).fill(`*${'abcdef'[i]}`).join(', ')}]`),
+    ].join('\n')
+    expect(() => loadPolicies([{ file: 'p.yaml', text }])).not.toThrow()
+  })
+
+  it('L3 a limit or flapping window of zero is refused', () => {
+    const { errors } = loadPolicies(
+      [
+        {
+          file: 'p.yaml',
+          text: `
+apiVersion: ansai/v1
+kind: Policy
+metadata: { name: x }
+spec:
+  observe: service
+  severity: { critical: { when: "activeState == 'failed'" } }
+  remediate: [ { run: service-restart } ]
+  guards: { limit: { max: 1, within: 0s } }
+`,
+        },
+      ],
+      { allowPlanned: true },
+    )
+    expect(errors.length).toBeGreaterThan(0)
+  })
+})
