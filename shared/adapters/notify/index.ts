@@ -1,0 +1,5 @@
+export * from './console.ts'
+export * from './create.ts'
+export * from './memory.ts'
+export * from './smtp.ts'
+export * from './webhook.ts'

@@ -1,0 +1,6 @@
+export * from './build.ts'
+export * from './config.ts'
+export * from './dispatch.ts'
+export * from './format.ts'
+export * from './slack.ts'
+export * from './text.ts'
