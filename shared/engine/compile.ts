@@ -73,6 +73,8 @@ export interface CompiledPolicy {
   notify: string[]
   /** Variables the expressions read: shown as evidence in findings and messages. */
   uses: string[]
+  /** Every variable an evaluation needs: `uses`, plus the milestone field and the fields params are bound from. */
+  needs: string[]
   source: Policy
 }
 
@@ -337,6 +339,13 @@ const compileOne = (policy: Policy, index: number, opts: CompileOptions, errors:
     mode: spec.mode,
     notify: spec.notify,
     uses: [...uses],
+    needs: [
+      ...new Set([
+        ...uses,
+        ...(milestones ? [milestones.field] : []),
+        ...ladder.flatMap((st) => (st.type === 'run' && st.bind ? [st.bind.field] : [])),
+      ]),
+    ],
     source: policy,
   }
 }

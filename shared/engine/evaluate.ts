@@ -37,6 +37,11 @@ export interface EvaluateInput {
   now: number | string
   /** Decide as usual, but mark every fix as dry-run: the caller executes nothing. */
   dryRun?: boolean
+  /**
+   * Which findings to return: `all` (default: one per evaluated resource, for `ansai check` and status), `problems`
+   * (only resources with a level above ok or an incident), `none` (the fleet's ingest path needs decisions and state).
+   */
+  findings?: 'all' | 'problems' | 'none'
 }
 
 export interface EvaluateOutput {
@@ -54,9 +59,26 @@ interface Run {
   state: HostState
   decisions: Decision[]
   findings: Finding[]
-  touched: Set<string>
+  /** Resource states cloned into the next state in this call. */
+  touched: Set<ResourceState>
+  resourcesCopied: boolean
+  findingsMode: 'all' | 'problems' | 'none'
   /** Resources evaluated on an observation in this call. */
   evaluated: Set<string>
+}
+
+const NO_NOTES: readonly string[] = Object.freeze([])
+
+/** A time-based kind's last observation is stored again only when it changed. */
+const sameObservation = (a: Record<string, unknown> | undefined, b: Record<string, unknown>): boolean => {
+  if (!a) return false
+  for (const k in b) {
+    const x = a[k]
+    const y = b[k]
+    if (x !== y && !(Array.isArray(x) && Array.isArray(y) && x.join('\u0000') === y.join('\u0000'))) return false
+  }
+  for (const k in a) if (!(k in b)) return false
+  return true
 }
 
 const popcount = (x: number): number => {
@@ -93,15 +115,23 @@ const describeValues = (values: Record<string, unknown>): string =>
     .map(([k, v]) => `${k}=${v}`)
     .join(', ')
 
-/** Mutable working copy of a resource's state for this call. */
-const working = (run: Run, p: CompiledPolicy, resource: string): ResourceState => {
-  const key = resourceKey(p.name, resource)
+/** The resources map of the next state, copied on the first write (the input's is never changed). */
+const writableResources = (run: Run): Record<string, ResourceState> => {
+  if (!run.resourcesCopied) {
+    run.state.resources = { ...run.state.resources }
+    run.resourcesCopied = true
+  }
+  return run.state.resources
+}
+
+/** Mutable working copy of a resource's state for this call (cloned once per call). */
+const working = (run: Run, p: CompiledPolicy, resource: string, key = resourceKey(p.name, resource)): ResourceState => {
   const prior = run.state.resources[key]
-  if (run.touched.has(key) && prior) return prior
-  const rs = prior ? cloneResourceState(prior) : newResourceState(p.name, resource, p.tiers.length, run.now)
+  if (prior && run.touched.has(prior)) return prior
+  const rs = prior ? cloneResourceState(prior) : newResourceState(p.name, resource, p.tiers.length)
   if (rs.hist.length !== p.tiers.length) rs.hist = new Array<number>(p.tiers.length).fill(0)
-  run.state.resources[key] = rs
-  run.touched.add(key)
+  writableResources(run)[key] = rs
+  run.touched.add(rs)
   return rs
 }
 
@@ -212,14 +242,15 @@ const heldBack = (
       reason: `outside the maintenance window '${p.guards.window?.expr}' (${p.guards.window?.tz})`,
     }
   }
-  const lastFix = rs.fixes[rs.fixes.length - 1]
+  const lastFix = rs.fixes?.[rs.fixes.length - 1]
   if (p.guards.cooldownMs > 0 && lastFix !== undefined && run.now - lastFix < p.guards.cooldownMs) {
     return { kind: 'wait', reason: `cooling down: ${formatDuration(p.guards.cooldownMs - (run.now - lastFix))} left` }
   }
   const limit = p.guards.limit
   if (limit) {
-    rs.fixes = rs.fixes.filter((t) => run.now - t < limit.withinMs)
-    if (rs.fixes.length >= limit.max) {
+    const recent = (rs.fixes ?? []).filter((t) => run.now - t < limit.withinMs)
+    rs.fixes = recent.length ? recent : undefined
+    if (recent.length >= limit.max) {
       const reason = `limit reached: ${limit.max} fixes within ${formatDuration(limit.withinMs)}`
       return { kind: limit.then === 'escalate' ? 'escalate' : 'block', reason }
     }
@@ -305,7 +336,7 @@ const advanceLadder = (
   inc.status = 'remediating'
   inc.blockedBy = undefined
   inc.updatedAt = run.nowIso
-  rs.fixes.push(run.now)
+  rs.fixes = [...(rs.fixes ?? []), run.now]
   const dryRun = run.input.dryRun === true
   const reason = `${p.name}: ${inc.resource} is ${level} (${describeValues(values)})`
   run.decisions.push({
@@ -345,9 +376,9 @@ const openIncident = (
   values: Record<string, unknown>,
 ): Incident => {
   const flap = p.guards.flapping
-  rs.flaps = rs.flaps.filter((t) => run.now - t < flap.withinMs)
-  const flapping = rs.flaps.length >= flap.changes
-  rs.flaps.push(run.now)
+  const recent = (rs.flaps ?? []).filter((t) => run.now - t < flap.withinMs)
+  const flapping = recent.length >= flap.changes
+  rs.flaps = [...recent, run.now]
   const inc: Incident = {
     id: `inc-${stableHash(run.host.id, p.name, rs.resource, run.now)}`,
     host: run.host.id,
@@ -394,10 +425,9 @@ const resolveIncident = (
     durationMs: run.now - Date.parse(inc.openedAt),
     fixes: inc.attempts.map((a) => ({ remediation: a.remediation, status: a.status, summary: a.summary })),
   })
-  rs.flaps = rs.flaps.filter((t) => run.now - t < p.guards.flapping.withinMs)
-  rs.flaps.push(run.now)
-  rs.incident = null
-  rs.okStreak = 0
+  rs.flaps = [...(rs.flaps ?? []).filter((t) => run.now - t < p.guards.flapping.withinMs), run.now]
+  rs.incident = undefined
+  rs.okStreak = undefined
 }
 
 /** Verification of the newest attempt on this observation: verified when the level fell below the step's tier. */
@@ -417,7 +447,7 @@ const verify = (
   if (levelRank(level) < atRank) {
     a.status = 'verified'
     // The fix changed the resource: the growth before it says nothing about the growth after it.
-    rs.samples = rs.samples.slice(-SAMPLE_WIDTH)
+    rs.samples = rs.samples?.slice(-SAMPLE_WIDTH)
     notify(run, p, inc, 'ansai.fix.verified.v1', a.key, `${p.name}: ${a.remediation} fixed ${label(run, inc)}`, {
       remediation: a.remediation,
       values,
@@ -495,24 +525,23 @@ const evaluateResource = (
   vars: Record<string, unknown>,
   obs: Observation | null,
 ): void => {
-  const rs = working(run, p, resource)
-  run.evaluated.add(resourceKey(p.name, resource))
-  const notes: string[] = []
-  rs.seenAt = run.now
-  if (obs && p.probe?.timeBased) rs.last = obs as unknown as Record<string, unknown>
+  const key = resourceKey(p.name, resource)
+  const prior = run.state.resources[key]
+  let notes: string[] | undefined
 
   // Trend values.
   const trendDef = p.probe?.trend
+  let samples: number[] | undefined
   if (trendDef) {
     let rate = 0
     let eta = Number.POSITIVE_INFINITY
     if (p.trend && obs) {
       const o = obs as never
-      rs.samples = addSample(rs.samples, run.now, trendDef.value(o), trendDef.capacity(o), p.trend.windowMs)
-      const fit = fitTrend(rs.samples, p.trend.minSamples)
+      samples = addSample(prior?.samples ?? [], run.now, trendDef.value(o), p.trend.windowMs)
+      const fit = fitTrend(samples, trendDef.capacity(o), p.trend.minSamples)
       rate = fit.ratePerHour
       eta = trendDef.eta.unit === 'minutes' ? fit.hoursToCapacity * 60 : fit.hoursToCapacity
-      if (fit.samples < p.trend.minSamples) notes.push(`trend: ${fit.samples}/${p.trend.minSamples} samples`)
+      if (fit.samples < p.trend.minSamples) (notes ??= []).push(`trend: ${fit.samples}/${p.trend.minSamples} samples`)
     }
     vars[trendDef.eta.name] = eta
     vars[trendDef.rate.name] = rate
@@ -520,34 +549,59 @@ const evaluateResource = (
 
   // Tiers with debounce; the level is the highest tier whose debounce holds.
   let level: Level = 'ok'
-  for (let i = 0; i < p.tiers.length; i++) {
-    const tier = p.tiers[i]!
+  const tiers = p.tiers
+  const priorHist = prior && prior.hist.length === tiers.length ? prior.hist : undefined
+  let hist = priorHist
+  for (let i = 0; i < tiers.length; i++) {
+    const tier = tiers[i]!
     let hit = false
     try {
       hit = tier.evaluate(vars)
     } catch (err) {
-      notes.push(`${tier.level}: ${(err as Error).message.split('\n')[0]}`)
+      ;(notes ??= []).push(`${tier.level}: ${(err as Error).message.split('\n')[0]}`)
     }
-    const h = (((rs.hist[i] ?? 0) << 1) | (hit ? 1 : 0)) >>> 0
-    rs.hist[i] = h
+    const before = priorHist?.[i] ?? 0
+    const h = ((before << 1) | (hit ? 1 : 0)) >>> 0
+    if (h !== before || !hist) {
+      if (hist === priorHist) hist = priorHist ? [...priorHist] : new Array<number>(tiers.length).fill(0)
+      hist![i] = h
+    }
     const mask = tier.debounce.within >= 32 ? 0xffffffff : (1 << tier.debounce.within) - 1
     if (popcount(h & mask) >= tier.debounce.times && levelRank(tier.level) > levelRank(level)) level = tier.level
   }
-  rs.level = level
+  const keepLast = obs !== null && p.probe?.timeBased === true
+  const lastChanged = keepLast && !sameObservation(prior?.last, obs as unknown as Record<string, unknown>)
+
+  // Fast path: a healthy resource whose state does not change is not copied.
+  if (prior && hist === priorHist && !samples && !lastChanged && level === 'ok' && !prior.incident && !prior.level) {
+    if (run.findingsMode === 'all') {
+      const values = pickValues(p, vars)
+      run.findings.push({ host: run.host.id, policy: p.name, resource, kind: p.observe, level, values, notes: notes ?? (NO_NOTES as string[]) })
+    }
+    return
+  }
+  run.evaluated.add(key)
   const values = pickValues(p, vars)
+
+  const rs = working(run, p, resource, key)
+  rs.hist = hist ?? rs.hist
+  if (samples) rs.samples = samples
+  if (lastChanged) rs.last = obs as unknown as Record<string, unknown>
+  rs.level = level === 'ok' ? undefined : level
+  const out: string[] = notes ?? []
 
   let inc = rs.incident
   if (inc) checkDeadlines(run, p, inc)
   if (level === 'ok') {
     if (inc && inc.status !== 'remediating') {
-      rs.okStreak += 1
+      rs.okStreak = (rs.okStreak ?? 0) + 1
       const needed = inc.flapping ? p.guards.flapping.stableFor : 1
       verify(run, p, rs, inc, level, values)
       if (rs.okStreak >= needed) resolveIncident(run, p, rs, inc, values)
-      else notes.push(`flapping: ${rs.okStreak}/${needed} healthy cycles before it resolves`)
+      else out.push(`flapping: ${rs.okStreak}/${needed} healthy cycles before it resolves`)
     }
   } else {
-    rs.okStreak = 0
+    rs.okStreak = undefined
     if (!inc) {
       inc = openIncident(run, p, rs, level, values)
       rs.incident = inc
@@ -570,10 +624,11 @@ const evaluateResource = (
       verify(run, p, rs, inc, level, values)
     }
     fireMilestones(run, p, inc, vars)
-    advanceLadder(run, p, rs, inc, level, vars, values, notes)
+    advanceLadder(run, p, rs, inc, level, vars, values, out)
   }
 
   const current = rs.incident
+  if (run.findingsMode === 'none' || (run.findingsMode === 'problems' && level === 'ok' && !current)) return
   run.findings.push({
     host: run.host.id,
     policy: p.name,
@@ -582,14 +637,15 @@ const evaluateResource = (
     level,
     values,
     ...(current ? { incident: current.id, status: current.status } : {}),
-    notes,
+    notes: out,
   })
 }
 
 /** Feed fix outcomes to their attempts: succeeded → verifying; failed or skipped → the ladder moves on. */
 const applyResults = (run: Run, results: readonly RemediationResultV1[]): void => {
   for (const result of results) {
-    for (const prior of Object.values(run.state.resources)) {
+    for (const key in run.state.resources) {
+      const prior = run.state.resources[key]!
       const attempt = prior.incident?.attempts.find((a) => a.key === result.key)
       if (attempt?.status !== 'pending') continue
       const p = run.input.policies.byName.get(prior.policy)
@@ -620,6 +676,18 @@ const applyResults = (run: Run, results: readonly RemediationResultV1[]): void =
   }
 }
 
+const NONE: readonly Observation[] = []
+
+/** The variables one policy's expressions read, from the observation and its derived values. */
+const varsFor = (p: CompiledPolicy, o: Record<string, unknown>, derived: Record<string, unknown>): Record<string, unknown> => {
+  const vars: Record<string, unknown> = {}
+  for (const name of p.needs) {
+    const d = derived[name]
+    vars[name] = d !== undefined ? d : o[name]
+  }
+  return vars
+}
+
 const toMs = (now: number | string): number => {
   const ms = typeof now === 'number' ? now : Date.parse(now)
   if (!Number.isFinite(ms)) throw new RangeError(`evaluate: 'now' is not a time: ${String(now)}`)
@@ -638,10 +706,12 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
     now,
     nowIso: new Date(now).toISOString(),
     host: input.host,
-    state: { ...prior, resources: { ...prior.resources } },
+    state: { ...prior },
     decisions: [],
     findings: [],
     touched: new Set(),
+    resourcesCopied: false,
+    findingsMode: input.findings ?? 'all',
     evaluated: new Set(),
   }
   if (input.results?.length) applyResults(run, input.results)
@@ -661,13 +731,7 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
         const existing = run.state.resources[key]
         if (!existing) continue
         const rs = working(run, p, resource)
-        rs.samples = addSample(
-          rs.samples,
-          now,
-          trend.value(obs as never),
-          trend.capacity(obs as never),
-          p.trend.windowMs,
-        )
+        rs.samples = addSample(rs.samples ?? [], now, trend.value(obs as never), p.trend.windowMs)
       }
     }
     return { decisions: run.decisions, nextState: run.state, findings: run.findings }
@@ -678,6 +742,12 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
     if (input.seq !== undefined) run.state.lastSeq = input.seq
   }
 
+  const byKind = new Map<string, Observation[]>()
+  for (const obs of input.observations ?? NONE) {
+    const list = byKind.get(obs.kind)
+    if (list) list.push(obs)
+    else byKind.set(obs.kind, [obs])
+  }
   for (const p of input.policies.policies) {
     if (!matchesTargets(p, run.host)) continue
     if (p.probe === null) {
@@ -689,33 +759,30 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
     }
     const probe = p.probe
     if (isReport) {
-      for (const obs of input.observations!) {
-        if (obs.kind !== p.observe) continue
+      for (const obs of byKind.get(p.observe) ?? NONE) {
         const o = obs as unknown as Record<string, unknown>
         if (p.match && !p.match(o)) continue
-        const vars = { ...o, ...probe.derive(obs as never, { now }) }
-        evaluateResource(run, p, probe.resource(obs as never), vars, obs)
+        evaluateResource(run, p, probe.resource(obs as never), varsFor(p, o, probe.derive(obs as never, { now })), obs)
       }
     } else if (probe.timeBased) {
       // A tick: re-evaluate the last observation of clock-dependent kinds (days left, age).
       for (const rs of Object.values(prior.resources)) {
         if (rs.policy !== p.name || !rs.last) continue
         const obs = rs.last as unknown as Observation
-        const vars = { ...rs.last, ...probe.derive(obs as never, { now }) }
+        const vars = varsFor(p, rs.last, probe.derive(obs as never, { now }))
         evaluateResource(run, p, rs.resource, vars, null)
       }
     }
   }
 
   // Deadlines of incidents whose resource was not evaluated in this call.
-  for (const [key, rs] of Object.entries(prior.resources)) {
-    if (run.evaluated.has(key)) continue
-    const inc = run.state.resources[key]?.incident
-    if (!inc || (inc.status !== 'remediating' && inc.status !== 'verifying')) continue
+  for (const key in prior.resources) {
+    const inc = prior.resources[key]?.incident
+    if (!inc || (inc.status !== 'remediating' && inc.status !== 'verifying') || run.evaluated.has(key)) continue
     if (now <= Date.parse(inc.attempts[inc.attempts.length - 1]?.verifyBy ?? '')) continue
-    const p = input.policies.byName.get(rs.policy)
+    const p = input.policies.byName.get(inc.policy)
     if (!p) continue
-    const w = working(run, p, rs.resource)
+    const w = working(run, p, inc.resource, key)
     checkDeadlines(run, p, w.incident!)
   }
 

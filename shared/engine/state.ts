@@ -1,25 +1,27 @@
 import type { Incident, Level } from '../contracts/index.ts'
 
-/** Engine state of one (policy, resource) on one host. Plain JSON-safe data (numbers are epoch ms). */
+/**
+ * Engine state of one (policy, resource) on one host. Plain JSON-safe data (times are epoch ms, trend sample times
+ * epoch seconds); fields at their empty value are left out, so a healthy resource costs a few dozen bytes.
+ */
 export interface ResourceState {
   policy: string
   resource: string
   /** Match history per severity tier (policy order), newest evaluation in bit 0. */
   hist: number[]
-  /** Debounced level at the last evaluation. */
-  level: Level
+  /** Debounced level at the last evaluation; absent means ok. */
+  level?: Level
   /** Healthy evaluations in a row while an incident is open (flap damping). */
-  okStreak: number
-  /** Trend samples, flat [t, value, capacity] triples; empty unless the policy reads a trend. */
-  samples: number[]
-  incident: Incident | null
+  okStreak?: number
+  /** Trend samples, flat [t, value] pairs; only when the policy reads a trend. */
+  samples?: number[]
+  incident?: Incident
   /** Start times of fixes on this resource, for limits and cooldowns. */
-  fixes: number[]
+  fixes?: number[]
   /** Times the resource opened or resolved an incident, for flapping detection. */
-  flaps: number[]
+  flaps?: number[]
   /** The last observation, kept only for time-based kinds (certificates, backups, cron) for ticks. */
-  last: Record<string, unknown> | null
-  seenAt: number
+  last?: Record<string, unknown>
 }
 
 /** Engine state of one host: what `evaluate` takes and gives back. Stored per host (SQLite row, DynamoDB item). */
@@ -42,18 +44,10 @@ export const emptyHostState = (host: string): HostState => ({
 
 export const resourceKey = (policy: string, resource: string): string => `${policy}|${resource}`
 
-export const newResourceState = (policy: string, resource: string, tiers: number, now: number): ResourceState => ({
+export const newResourceState = (policy: string, resource: string, tiers: number): ResourceState => ({
   policy,
   resource,
   hist: new Array<number>(tiers).fill(0),
-  level: 'ok',
-  okStreak: 0,
-  samples: [],
-  incident: null,
-  fixes: [],
-  flaps: [],
-  last: null,
-  seenAt: now,
 })
 
 const cloneIncident = (i: Incident): Incident => ({
@@ -64,11 +58,12 @@ const cloneIncident = (i: Incident): Incident => ({
   lastValues: { ...i.lastValues },
 })
 
-/** Copy before changing: evaluate never mutates its input. */
+/**
+ * Copy before changing: evaluate never mutates its input. `hist` and the incident are changed in place on the copy;
+ * `samples`, `fixes` and `flaps` are never changed in place (always replaced), so they are shared.
+ */
 export const cloneResourceState = (r: ResourceState): ResourceState => ({
   ...r,
   hist: [...r.hist],
-  fixes: [...r.fixes],
-  flaps: [...r.flaps],
-  incident: r.incident ? cloneIncident(r.incident) : null,
+  ...(r.incident ? { incident: cloneIncident(r.incident) } : {}),
 })

@@ -84,7 +84,7 @@ describe('incident lifecycle', () => {
     clock.advance(MIN)
     const after = d.report([fs('/var', 60)])
     expect(summarize(after)).toEqual(['fix.verified', 'incident.resolved'])
-    expect(d.state?.resources['disk|/var']?.incident).toBeNull()
+    expect(d.state?.resources['disk|/var']?.incident).toBeUndefined()
     const resolved = after.decisions.at(-1)
     expect(resolved?.type === 'notify' && resolved.channels).toEqual(['ops'])
   })
