@@ -138,7 +138,7 @@ export const simulate = (
       events.push({ time: entry.time, host: hostId, decision: d })
       if (d.type === 'remediate') {
         totals.fixes++
-        const status = opts.fixOutcome === 'failed' ? 'failed' : 'succeeded'
+        const status = d.dryRun ? 'dry-run' : opts.fixOutcome === 'failed' ? 'failed' : 'succeeded'
         pending[hostId]?.push({
           schema: 'ansai.remediation-result.v1',
           key: d.key,

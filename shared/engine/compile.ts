@@ -291,6 +291,22 @@ const compileOne = (policy: Policy, index: number, opts: CompileOptions, errors:
     })
   })
 
+  // Durations that bound a window must be longer than zero, or the guard never holds.
+  const positive: [Path, string | undefined][] = [
+    [['guards', 'limit', 'within'], spec.guards.limit?.within],
+    [['verify', 'within'], spec.verify?.within],
+    [['guards', 'flapping', 'within'], spec.guards.flapping?.within],
+    [['trend', 'window'], spec.trend?.window],
+    ...spec.remediate.map((st, i): [Path, string | undefined] => [
+      ['remediate', i, 'verify', 'within'],
+      'run' in st ? st.verify?.within : undefined,
+    ]),
+  ]
+  for (const [path, text] of positive) {
+    if (text !== undefined && parseDuration(text) === 0)
+      fail(path, `'${text}' is zero: this window must be longer than 0`)
+  }
+
   // Guards.
   const g = spec.guards
   const def0 = ladder.find((s) => s.type === 'run')

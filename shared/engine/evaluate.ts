@@ -193,7 +193,10 @@ const escalate = (run: Run, p: CompiledPolicy, inc: Incident, reason: string, to
 /** The next ladder step to take: the first one not yet taken whose `at` is at or below the current level. */
 const nextStep = (p: CompiledPolicy, inc: Incident, level: Level): CompiledStep | undefined => {
   const rank = levelRank(level)
-  return p.ladder.find((s) => !inc.stepsDone.includes(s.index) && s.atRank <= rank)
+  // Passive policies alert only: their fixes are passed over, their escalations still page.
+  return p.ladder.find(
+    (s) => !inc.stepsDone.includes(s.index) && s.atRank <= rank && (p.mode === 'active' || s.type === 'escalate'),
+  )
 }
 
 const inWindow = (p: CompiledPolicy, now: number): boolean => {
@@ -216,9 +219,17 @@ const block = (run: Run, p: CompiledPolicy, inc: Incident, reason: string, notes
   notes.push(`fix held back: ${reason}`)
   if (inc.blockedBy === reason) return
   inc.blockedBy = reason
-  notify(run, p, inc, 'ansai.fix.skipped.v1', reason, `${p.name}: fix on ${label(run, inc)} held back: ${reason}`, {
-    reason,
-  })
+  notify(
+    run,
+    p,
+    inc,
+    'ansai.fix.skipped.v1',
+    `${reason}|${run.now}`,
+    `${p.name}: fix on ${label(run, inc)} held back: ${reason}`,
+    {
+      reason,
+    },
+  )
 }
 
 type Hold =
@@ -279,6 +290,11 @@ const advanceLadder = (
   notes: string[],
 ): void => {
   if (inc.status !== 'open' && inc.status !== 'escalated') return
+  // A dry run shows the first fix it would make for an incident, then holds: nothing was done to verify.
+  if (run.input.dryRun && inc.attempts.length > 0) {
+    notes.push(`dry-run: would have run ${inc.attempts.map((a) => a.remediation).join(', ')}; holding`)
+    return
+  }
   const step = nextStep(p, inc, level)
   if (!step) {
     const ranAll = p.ladder.length > 0 && p.ladder.every((s) => inc.stepsDone.includes(s.index))
@@ -524,6 +540,7 @@ const evaluateResource = (
   resource: string,
   vars: Record<string, unknown>,
   obs: Observation | null,
+  fresh: boolean,
 ): void => {
   const key = resourceKey(p.name, resource)
   const prior = run.state.resources[key]
@@ -576,7 +593,15 @@ const evaluateResource = (
   if (prior && hist === priorHist && !samples && !lastChanged && level === 'ok' && !prior.incident && !prior.level) {
     if (run.findingsMode === 'all') {
       const values = pickValues(p, vars)
-      run.findings.push({ host: run.host.id, policy: p.name, resource, kind: p.observe, level, values, notes: notes ?? (NO_NOTES as string[]) })
+      run.findings.push({
+        host: run.host.id,
+        policy: p.name,
+        resource,
+        kind: p.observe,
+        level,
+        values,
+        notes: notes ?? (NO_NOTES as string[]),
+      })
     }
     return
   }
@@ -591,12 +616,15 @@ const evaluateResource = (
   const out: string[] = notes ?? []
 
   let inc = rs.incident
-  if (inc) checkDeadlines(run, p, inc)
+  if (inc) {
+    // A fresh observation confirms or refutes a fix, even a late one; a tick's old observation never does.
+    if (fresh) verify(run, p, rs, inc, level, values)
+    checkDeadlines(run, p, inc)
+  }
   if (level === 'ok') {
     if (inc && inc.status !== 'remediating') {
       rs.okStreak = (rs.okStreak ?? 0) + 1
       const needed = inc.flapping ? p.guards.flapping.stableFor : 1
-      verify(run, p, rs, inc, level, values)
       if (rs.okStreak >= needed) resolveIncident(run, p, rs, inc, values)
       else out.push(`flapping: ${rs.okStreak}/${needed} healthy cycles before it resolves`)
     }
@@ -606,22 +634,24 @@ const evaluateResource = (
       inc = openIncident(run, p, rs, level, values)
       rs.incident = inc
     } else {
-      if (levelRank(level) > levelRank(inc.severity)) {
+      const from = inc.severity
+      if (level !== from) {
+        inc.updatedAt = run.nowIso
+        inc.severity = level
+        inc.lastValues = values
+      }
+      if (levelRank(level) > levelRank(inc.peakSeverity)) inc.peakSeverity = level
+      if (levelRank(level) > levelRank(from)) {
         notify(
           run,
           p,
           inc,
           'ansai.incident.worsened.v1',
-          level,
+          `${level}|${run.now}`,
           `${p.name}: ${label(run, inc)} is now ${level} (${describeValues(values)})`,
-          { values, from: inc.severity },
+          { values, from },
         )
       }
-      if (level !== inc.severity) inc.updatedAt = run.nowIso
-      inc.severity = level
-      if (levelRank(level) > levelRank(inc.peakSeverity)) inc.peakSeverity = level
-      inc.lastValues = values
-      verify(run, p, rs, inc, level, values)
     }
     fireMilestones(run, p, inc, vars)
     advanceLadder(run, p, rs, inc, level, vars, values, out)
@@ -656,9 +686,13 @@ const applyResults = (run: Run, results: readonly RemediationResultV1[]): void =
       a.finishedAt = result.finishedAt
       a.summary = result.summary
       inc.updatedAt = run.nowIso
-      if (result.status === 'succeeded' || result.status === 'dry-run') {
+      if (result.status === 'succeeded') {
         a.status = 'succeeded'
         inc.status = 'verifying'
+      } else if (result.status === 'dry-run') {
+        // Nothing ran: nothing to verify. In a dry run the ladder holds here (see advanceLadder).
+        a.status = 'skipped'
+        inc.status = inc.escalatedTo ? 'escalated' : 'open'
       } else {
         a.status = result.status === 'skipped' ? 'skipped' : 'failed'
         inc.status = inc.escalatedTo ? 'escalated' : 'open'
@@ -679,7 +713,11 @@ const applyResults = (run: Run, results: readonly RemediationResultV1[]): void =
 const NONE: readonly Observation[] = []
 
 /** The variables one policy's expressions read, from the observation and its derived values. */
-const varsFor = (p: CompiledPolicy, o: Record<string, unknown>, derived: Record<string, unknown>): Record<string, unknown> => {
+const varsFor = (
+  p: CompiledPolicy,
+  o: Record<string, unknown>,
+  derived: Record<string, unknown>,
+): Record<string, unknown> => {
   const vars: Record<string, unknown> = {}
   for (const name of p.needs) {
     const d = derived[name]
@@ -754,15 +792,23 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
       // The host signal: silent for how long?
       if (!isReport && prior.lastSeenAt === null) continue
       const silentMinutes = isReport ? 0 : (now - (prior.lastSeenAt as number)) / 60_000
-      evaluateResource(run, p, 'host', { silentMinutes }, null)
+      evaluateResource(run, p, 'host', { silentMinutes }, null, isReport)
       continue
     }
     const probe = p.probe
     if (isReport) {
-      for (const obs of byKind.get(p.observe) ?? NONE) {
+      const list = byKind.get(p.observe) ?? NONE
+      // One evaluation per resource per report: a repeated observation of the same resource is ignored.
+      const seen = list.length > 1 ? new Set<string>() : undefined
+      for (const obs of list) {
         const o = obs as unknown as Record<string, unknown>
         if (p.match && !p.match(o)) continue
-        evaluateResource(run, p, probe.resource(obs as never), varsFor(p, o, probe.derive(obs as never, { now })), obs)
+        const resource = probe.resource(obs as never)
+        if (seen) {
+          if (seen.has(resource)) continue
+          seen.add(resource)
+        }
+        evaluateResource(run, p, resource, varsFor(p, o, probe.derive(obs as never, { now })), obs, true)
       }
     } else if (probe.timeBased) {
       // A tick: re-evaluate the last observation of clock-dependent kinds (days left, age).
@@ -770,7 +816,7 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
         if (rs.policy !== p.name || !rs.last) continue
         const obs = rs.last as unknown as Observation
         const vars = varsFor(p, rs.last, probe.derive(obs as never, { now }))
-        evaluateResource(run, p, rs.resource, vars, null)
+        evaluateResource(run, p, rs.resource, vars, null, false)
       }
     }
   }

@@ -82,7 +82,20 @@ export const loadPolicies = (sources: readonly PolicySource[], opts: CompileOpti
       }
       if (doc.contents === null) continue
       const at: Located = { file: source.file, doc, counter }
-      const parsed = PolicySchema.safeParse(doc.toJS({ maxAliasCount: 100 }))
+      let js: unknown
+      try {
+        js = doc.toJS({ maxAliasCount: 100 })
+      } catch (err) {
+        // Unresolved aliases, alias bombs: the YAML is well-formed but cannot be turned into data.
+        errors.push({
+          file: source.file,
+          ...locate(at, []),
+          path: '',
+          message: `YAML: ${(err as Error).message.split('\n')[0]}`,
+        })
+        continue
+      }
+      const parsed = PolicySchema.safeParse(js)
       if (!parsed.success) {
         const name = (doc.getIn(['metadata', 'name']) as string | undefined) ?? undefined
         for (const issue of parsed.error.issues) {

@@ -40,10 +40,6 @@ interface GoldenCase {
   note?: string
 }
 
-/** Suspected bug B1 (test/property/known-bugs.repro.ts): expected.json records the engine as it is. */
-const WORSENED_NOTE = `NOTE: expected.json records each incident.worsened event with the severity before it (suspected bug B1
-in test/property/known-bugs.repro.ts: it should carry the new severity). Regenerate after the fix.`
-
 const WEB = host('web-1', { role: 'web', env: 'prod' })
 const START = '2026-11-23T00:00:00Z'
 
@@ -139,7 +135,6 @@ emergency; /d at 50 % opens nothing. A minute later all are at 50 %: three resol
   },
   {
     name: '02-severity-rising-worsened',
-    note: WORSENED_NOTE,
     about: `One mount rising 50 → 85 → 91 → 96 → 96 → 70 %: opened (warning), worsened (critical), worsened
 (emergency), nothing while it stays, resolved (the resolved event carries the last severity, emergency).`,
     policy: DISK_TIERS,
@@ -390,10 +385,8 @@ spec:
   },
   {
     name: '13-passive-mode',
-    note: WORSENED_NOTE,
-    about: `mode: passive alerts and never fixes: opened (critical), nothing while it stays (its first ladder step is a
-fix, so the ladder never moves and the later escalate step is not reached either), worsened at 96 %, resolved at
-50 %. No remediate decision anywhere.`,
+    about: `mode: passive alerts and never fixes: opened (critical) and, its fix step passed over, escalated to page at
+once; worsened at 96 %, resolved at 50 %. No remediate decision anywhere.`,
     policy: `apiVersion: ansai/v1
 kind: Policy
 metadata: { name: var-disk }
@@ -416,8 +409,8 @@ spec:
   },
   {
     name: '14-dry-run',
-    about: `Dry-run (options: dryRun): the fix is decided as usual but marked dryRun: true. Nothing ran, so the recorded
-observation stays failed at 00:01: fix.failed (unverified) and escalation to page. Recovered at 00:02 → resolved.`,
+    about: `Dry-run (options: dryRun): the fix is decided as usual but marked dryRun: true. Nothing ran, so nothing is
+verified: the ladder holds at 00:01 (no failure, no page). Recovered at 00:02 → resolved.`,
     policy: APP_RESTART(),
     start: START,
     options: { dryRun: true },
@@ -427,7 +420,6 @@ observation stays failed at 00:01: fix.failed (unverified) and escalation to pag
   },
   {
     name: '15-certificate-milestones',
-    note: WORSENED_NOTE,
     about: `A certificate expiring 2026-12-04T06:00Z, reported daily at 06:00 for 35 days from 2026-11-01 (33 days
 left). Day 3 (30 left): opened (warning) + milestone 30. Day 19 (14 left): milestone 14. Day 26 (7 left): worsened
 (critical) + milestone 7. Day 30: milestone 3. Day 32: milestone 1. Day 33 the report shows a renewed certificate:
@@ -636,7 +628,6 @@ spec:
   },
   {
     name: '24-host-silent-and-back',
-    note: WORSENED_NOTE,
     about: `The host reports at 00:00 and 00:01, then only ticks come. Tick 00:05 (4 min silent): ok. 00:08 (7 min):
 opened (warning). 00:12 (11): nothing new. 00:17 (16): worsened (critical). A report at 00:20: resolved. Tick 00:22
 (2 min): ok.`,
@@ -660,7 +651,6 @@ spec:
   },
   {
     name: '25-duplicate-out-of-order',
-    note: WORSENED_NOTE,
     about: `At-least-once delivery. seq 1 (50 %), seq 2 (92 %: warning, critical needs 2 cycles) opens a warning.
 seq 2 again (same report) and seq 1 again (old): nothing, and they do not count as cycles. seq 3 (92 %) is the second
 critical cycle: worsened + cleanup. seq 3 again with different content (99 %): nothing. seq 4 (60 %): verified,
@@ -903,7 +893,6 @@ with the reason. 00:10 a report at 60 % → resolved.`,
   },
   {
     name: '34-ladder-by-tier',
-    note: WORSENED_NOTE,
     about: `An escalation ladder by tier: cleanup logs at critical, cleanup images at emergency, then page (inherits
 emergency). 00:00 91 %: opened (critical) + step 0. 00:02 93 %: unverified → fix.failed; the next steps need
 emergency, so nothing more. 00:04 96 %: worsened (emergency) + step 1 (attempt 2). 00:06 96 %: unverified → fix.failed
@@ -994,7 +983,6 @@ spec:
   },
   {
     name: '38-passive-escalate-first',
-    note: WORSENED_NOTE,
     about: `A passive policy whose ladder starts with an escalation: alerts and pages, never fixes. Queue depth 1,500
 for 3 cycles → opened (warning) at 00:02. 12,000 at 00:03 and 00:04 → critical (for 2 cycles) at 00:04: worsened +
 escalated to ops-lead. Back to 10 → resolved.`,

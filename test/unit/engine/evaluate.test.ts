@@ -136,13 +136,23 @@ describe('incident lifecycle', () => {
     expect(summarize(d.tick())).toEqual(['incident.escalated'])
   })
 
-  it('passive mode alerts and never fixes', () => {
+  it('passive mode alerts and never fixes, but its escalations still page', () => {
     const set = policiesFrom(DISK.replace('notify: [ops]', 'mode: passive'))
     const d = new Driver(set)
     d.report([fs('/var', 92)])
     const out = d.report([fs('/var', 92)])
     expect(out.decisions.filter((x) => x.type === 'remediate')).toEqual([])
-    expect(out.findings[0]?.notes).toContain('passive: alert only')
+    expect(summarize(out)).toEqual(['incident.worsened', 'incident.escalated'])
+  })
+
+  it('a dry run shows the first fix it would make, then holds instead of escalating', () => {
+    const d = new Driver(policiesFrom(DISK))
+    d.report([fs('/var', 92)], { dryRun: true })
+    expect(summarize(d.report([fs('/var', 92)], { dryRun: true }))).toContain('fix:disk-cleanup')
+    d.pendingResults = d.pendingResults.map((r) => ({ ...r, status: 'dry-run' }))
+    const held = d.report([fs('/var', 92)], { dryRun: true })
+    expect(summarize(held)).toEqual([])
+    expect(held.findings[0]?.notes.join()).toMatch(/dry-run: would have run disk-cleanup/)
   })
 
   it('dry-run marks the fix and changes nothing else', () => {

@@ -1,12 +1,11 @@
 /**
- * Known engine and loader bugs found by the golden and property tests, as failing tests. This file is NOT part of
- * the suite (vitest collects *.test.ts only): rename it to known-bugs.test.ts, or move each test next to the unit
- * tests, once the bug is fixed. Every test states the behaviour the policy language promises.
+ * Regressions: engine and loader bugs found by the golden and property tests (B1–B6, L1–L3), each kept as the
+ * test that failed before its fix. Every test states the behaviour the policy language promises.
  */
 import { describe, expect, it } from 'vitest'
-import { loadPolicies } from '../../shared/policy/load.ts'
-import { Driver, FakeClock, fs, policiesFrom, service, summarize } from '../support/builders.ts'
-import { backup } from '../support/golden-timeline.ts'
+import { loadPolicies } from '../../../shared/policy/load.ts'
+import { Driver, FakeClock, fs, policiesFrom, service, summarize } from '../../support/builders.ts'
+import { backup } from '../../support/golden-timeline.ts'
 
 const MIN = 60_000
 const TIERS = `
