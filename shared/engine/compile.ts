@@ -75,6 +75,8 @@ export interface CompiledPolicy {
   uses: string[]
   /** Every variable an evaluation needs: `uses`, plus the milestone field and the fields params are bound from. */
   needs: string[]
+  /** For time-based kinds: the observation fields kept for ticks (what the policy reads and what derive() reads). */
+  lastFields: string[]
   source: Policy
 }
 
@@ -333,6 +335,13 @@ const compileOne = (policy: Policy, index: number, opts: CompileOptions, errors:
   }
   const flap = g.flapping ?? { changes: 4, within: '1h', stableFor: 5 }
 
+  const needs = [
+    ...new Set([
+      ...uses,
+      ...(milestones ? [milestones.field] : []),
+      ...ladder.flatMap((st) => (st.type === 'run' && st.bind ? [st.bind.field] : [])),
+    ]),
+  ]
   return {
     name,
     description: policy.metadata.description ?? '',
@@ -355,13 +364,8 @@ const compileOne = (policy: Policy, index: number, opts: CompileOptions, errors:
     mode: spec.mode,
     notify: spec.notify,
     uses: [...uses],
-    needs: [
-      ...new Set([
-        ...uses,
-        ...(milestones ? [milestones.field] : []),
-        ...ladder.flatMap((st) => (st.type === 'run' && st.bind ? [st.bind.field] : [])),
-      ]),
-    ],
+    needs,
+    lastFields: probe?.timeBased ? [...new Set([...needs, ...probe.identity, ...(probe.clockFields ?? [])])] : [],
     source: policy,
   }
 }

@@ -14,14 +14,14 @@ import type { CompiledPolicy, CompiledPolicySet, CompiledStep } from './compile.
 import { formatDuration } from './duration.ts'
 import { stableHash } from './hash.ts'
 import {
+  allResources,
   cloneResourceState,
   emptyHostState,
   type HostState,
   newResourceState,
   type ResourceState,
-  resourceKey,
 } from './state.ts'
-import { addSample, fitTrend, SAMPLE_WIDTH } from './trend.ts'
+import { addSample, fitTrend, insertOldSample } from './trend.ts'
 
 export interface EvaluateInput {
   policies: CompiledPolicySet
@@ -54,7 +54,8 @@ export interface EvaluateOutput {
 interface Run {
   input: EvaluateInput
   now: number
-  nowIso: string
+  /** ISO form of `now`, made on first use (most evaluations decide nothing). */
+  nowIso: string | undefined
   host: Host
   state: HostState
   decisions: Decision[]
@@ -62,23 +63,35 @@ interface Run {
   /** Resource states cloned into the next state in this call. */
   touched: Set<ResourceState>
   resourcesCopied: boolean
+  copiedPolicies: Set<string>
   findingsMode: 'all' | 'problems' | 'none'
-  /** Resources evaluated on an observation in this call. */
-  evaluated: Set<string>
+  /** Resource states evaluated on an observation in this call (their working copies). */
+  evaluated: Set<ResourceState>
 }
 
 const NO_NOTES: readonly string[] = Object.freeze([])
 
-/** A time-based kind's last observation is stored again only when it changed. */
-const sameObservation = (a: Record<string, unknown> | undefined, b: Record<string, unknown>): boolean => {
+/** The part of a time-based observation kept for ticks: what the policy reads and what the clock math needs. */
+const lastOf = (p: CompiledPolicy, o: Record<string, unknown>): Record<string, unknown> => {
+  const last: Record<string, unknown> = {}
+  for (const f of p.lastFields) if (o[f] !== undefined) last[f] = o[f]
+  return last
+}
+
+/** Whether the kept part changed (lists compare by content). */
+const sameLast = (p: CompiledPolicy, a: Record<string, unknown> | undefined, o: Record<string, unknown>): boolean => {
   if (!a) return false
-  for (const k in b) {
-    const x = a[k]
-    const y = b[k]
+  for (const f of p.lastFields) {
+    const x = a[f]
+    const y = o[f]
     if (x !== y && !(Array.isArray(x) && Array.isArray(y) && x.join('\u0000') === y.join('\u0000'))) return false
   }
-  for (const k in a) if (!(k in b)) return false
   return true
+}
+
+const isoNow = (run: Run): string => {
+  run.nowIso ??= new Date(run.now).toISOString()
+  return run.nowIso
 }
 
 const popcount = (x: number): number => {
@@ -115,22 +128,28 @@ const describeValues = (values: Record<string, unknown>): string =>
     .map(([k, v]) => `${k}=${v}`)
     .join(', ')
 
-/** The resources map of the next state, copied on the first write (the input's is never changed). */
-const writableResources = (run: Run): Record<string, ResourceState> => {
+/** The resource states of one policy in the next state; both levels are copied on first write. */
+const writablePolicy = (run: Run, policy: string): Record<string, ResourceState> => {
   if (!run.resourcesCopied) {
     run.state.resources = { ...run.state.resources }
     run.resourcesCopied = true
   }
-  return run.state.resources
+  let inner = run.state.resources[policy]
+  if (!inner || !run.copiedPolicies.has(policy)) {
+    inner = { ...inner }
+    run.state.resources[policy] = inner
+    run.copiedPolicies.add(policy)
+  }
+  return inner
 }
 
 /** Mutable working copy of a resource's state for this call (cloned once per call). */
-const working = (run: Run, p: CompiledPolicy, resource: string, key = resourceKey(p.name, resource)): ResourceState => {
-  const prior = run.state.resources[key]
+const working = (run: Run, p: CompiledPolicy, resource: string): ResourceState => {
+  const prior = run.state.resources[p.name]?.[resource]
   if (prior && run.touched.has(prior)) return prior
   const rs = prior ? cloneResourceState(prior) : newResourceState(p.name, resource, p.tiers.length)
   if (rs.hist.length !== p.tiers.length) rs.hist = new Array<number>(p.tiers.length).fill(0)
-  writableResources(run)[key] = rs
+  writablePolicy(run, p.name)[resource] = rs
   run.touched.add(rs)
   return rs
 }
@@ -153,7 +172,7 @@ const notify = (
     resource: inc.resource,
     incidentId: inc.id,
     severity: inc.severity,
-    at: run.nowIso,
+    at: isoNow(run),
     event,
     channels: p.notify,
     summary,
@@ -174,7 +193,7 @@ const escalate = (run: Run, p: CompiledPolicy, inc: Incident, reason: string, to
   if (inc.status === 'escalated' && inc.escalatedTo === to) return
   inc.status = 'escalated'
   inc.escalatedTo = to
-  inc.updatedAt = run.nowIso
+  inc.updatedAt = isoNow(run)
   notify(
     run,
     p,
@@ -208,8 +227,10 @@ const inWindow = (p: CompiledPolicy, now: number): boolean => {
 
 const parentDown = (run: Run, p: CompiledPolicy): string | undefined => {
   for (const dep of p.guards.dependsOn) {
-    for (const rs of Object.values(run.state.resources)) {
-      if (rs.policy === dep && rs.incident && rs.incident.status !== 'resolved') return `${dep} (${rs.resource})`
+    const states = run.state.resources[dep]
+    for (const resource in states) {
+      const inc = states[resource]?.incident
+      if (inc && inc.status !== 'resolved') return `${dep} (${resource})`
     }
   }
   return undefined
@@ -300,7 +321,7 @@ const advanceLadder = (
     const ranAll = p.ladder.length > 0 && p.ladder.every((s) => inc.stepsDone.includes(s.index))
     if (ranAll && inc.status === 'open' && p.ladder.some((s) => s.type === 'run')) {
       inc.status = 'failed'
-      inc.updatedAt = run.nowIso
+      inc.updatedAt = isoNow(run)
       notify(
         run,
         p,
@@ -345,13 +366,13 @@ const advanceLadder = (
     key,
     step: step.index,
     remediation: step.remediation.id,
-    startedAt: run.nowIso,
+    startedAt: isoNow(run),
     verifyBy,
     status: 'pending',
   })
   inc.status = 'remediating'
   inc.blockedBy = undefined
-  inc.updatedAt = run.nowIso
+  inc.updatedAt = isoNow(run)
   rs.fixes = [...(rs.fixes ?? []), run.now]
   const dryRun = run.input.dryRun === true
   const reason = `${p.name}: ${inc.resource} is ${level} (${describeValues(values)})`
@@ -363,7 +384,7 @@ const advanceLadder = (
     resource: inc.resource,
     incidentId: inc.id,
     severity: level,
-    at: run.nowIso,
+    at: isoNow(run),
     step: step.index,
     attempt,
     remediation: step.remediation.id,
@@ -404,8 +425,8 @@ const openIncident = (
     status: 'open',
     severity: level,
     peakSeverity: level,
-    openedAt: run.nowIso,
-    updatedAt: run.nowIso,
+    openedAt: isoNow(run),
+    updatedAt: isoNow(run),
     stepsDone: [],
     attempts: [],
     milestones: [],
@@ -433,8 +454,8 @@ const resolveIncident = (
 ): void => {
   const fixed = inc.attempts.filter((a) => a.status === 'verified' || a.status === 'succeeded')
   inc.status = 'resolved'
-  inc.resolvedAt = run.nowIso
-  inc.updatedAt = run.nowIso
+  inc.resolvedAt = isoNow(run)
+  inc.updatedAt = isoNow(run)
   const by = fixed.length ? ` after ${fixed.map((a) => a.remediation).join(', ')}` : ''
   notify(run, p, inc, 'ansai.incident.resolved.v1', 'resolved', `${p.name}: ${label(run, inc)} is healthy again${by}`, {
     values,
@@ -463,7 +484,7 @@ const verify = (
   if (levelRank(level) < atRank) {
     a.status = 'verified'
     // The fix changed the resource: the growth before it says nothing about the growth after it.
-    rs.samples = rs.samples?.slice(-SAMPLE_WIDTH)
+    rs.samples = undefined
     notify(run, p, inc, 'ansai.fix.verified.v1', a.key, `${p.name}: ${a.remediation} fixed ${label(run, inc)}`, {
       remediation: a.remediation,
       values,
@@ -482,7 +503,7 @@ const verify = (
     )
   }
   inc.status = inc.escalatedTo ? 'escalated' : 'open'
-  inc.updatedAt = run.nowIso
+  inc.updatedAt = isoNow(run)
 }
 
 /** Deadlines: a fix with no result in time failed; a fix not confirmed in time is escalated. */
@@ -493,7 +514,7 @@ const checkDeadlines = (run: Run, p: CompiledPolicy, inc: Incident): void => {
     a.status = 'failed'
     a.summary = 'no result before the verification deadline'
     inc.status = inc.escalatedTo ? 'escalated' : 'open'
-    inc.updatedAt = run.nowIso
+    inc.updatedAt = isoNow(run)
     notify(
       run,
       p,
@@ -542,8 +563,7 @@ const evaluateResource = (
   obs: Observation | null,
   fresh: boolean,
 ): void => {
-  const key = resourceKey(p.name, resource)
-  const prior = run.state.resources[key]
+  const prior = run.state.resources[p.name]?.[resource]
   let notes: string[] | undefined
 
   // Trend values.
@@ -554,8 +574,16 @@ const evaluateResource = (
     let eta = Number.POSITIVE_INFINITY
     if (p.trend && obs) {
       const o = obs as never
-      samples = addSample(prior?.samples ?? [], run.now, trendDef.value(o), p.trend.windowMs)
-      const fit = fitTrend(samples, trendDef.capacity(o), p.trend.minSamples)
+      const value = trendDef.value(o)
+      const stored = prior?.samples ?? NO_SAMPLES
+      const kept = addSample(stored, run.now, value, p.trend.windowMs)
+      if (kept !== stored) samples = kept
+      const fit = fitTrend(
+        kept,
+        { tMs: run.now, value, capacity: trendDef.capacity(o) },
+        p.trend.windowMs,
+        p.trend.minSamples,
+      )
       rate = fit.ratePerHour
       eta = trendDef.eta.unit === 'minutes' ? fit.hoursToCapacity * 60 : fit.hoursToCapacity
       if (fit.samples < p.trend.minSamples) (notes ??= []).push(`trend: ${fit.samples}/${p.trend.minSamples} samples`)
@@ -587,7 +615,7 @@ const evaluateResource = (
     if (popcount(h & mask) >= tier.debounce.times && levelRank(tier.level) > levelRank(level)) level = tier.level
   }
   const keepLast = obs !== null && p.probe?.timeBased === true
-  const lastChanged = keepLast && !sameObservation(prior?.last, obs as unknown as Record<string, unknown>)
+  const lastChanged = keepLast && !sameLast(p, prior?.last, obs as unknown as Record<string, unknown>)
 
   // Fast path: a healthy resource whose state does not change is not copied.
   if (prior && hist === priorHist && !samples && !lastChanged && level === 'ok' && !prior.incident && !prior.level) {
@@ -605,13 +633,13 @@ const evaluateResource = (
     }
     return
   }
-  run.evaluated.add(key)
   const values = pickValues(p, vars)
 
-  const rs = working(run, p, resource, key)
+  const rs = working(run, p, resource)
+  run.evaluated.add(rs)
   rs.hist = hist ?? rs.hist
   if (samples) rs.samples = samples
-  if (lastChanged) rs.last = obs as unknown as Record<string, unknown>
+  if (lastChanged) rs.last = lastOf(p, obs as unknown as Record<string, unknown>)
   rs.level = level === 'ok' ? undefined : level
   const out: string[] = notes ?? []
 
@@ -636,7 +664,7 @@ const evaluateResource = (
     } else {
       const from = inc.severity
       if (level !== from) {
-        inc.updatedAt = run.nowIso
+        inc.updatedAt = isoNow(run)
         inc.severity = level
         inc.lastValues = values
       }
@@ -674,8 +702,7 @@ const evaluateResource = (
 /** Feed fix outcomes to their attempts: succeeded → verifying; failed or skipped → the ladder moves on. */
 const applyResults = (run: Run, results: readonly RemediationResultV1[]): void => {
   for (const result of results) {
-    for (const key in run.state.resources) {
-      const prior = run.state.resources[key]!
+    for (const prior of allResources(run.state)) {
       const attempt = prior.incident?.attempts.find((a) => a.key === result.key)
       if (attempt?.status !== 'pending') continue
       const p = run.input.policies.byName.get(prior.policy)
@@ -685,7 +712,7 @@ const applyResults = (run: Run, results: readonly RemediationResultV1[]): void =
       const a = inc.attempts.find((x) => x.key === result.key)!
       a.finishedAt = result.finishedAt
       a.summary = result.summary
-      inc.updatedAt = run.nowIso
+      inc.updatedAt = isoNow(run)
       if (result.status === 'succeeded') {
         a.status = 'succeeded'
         inc.status = 'verifying'
@@ -711,6 +738,7 @@ const applyResults = (run: Run, results: readonly RemediationResultV1[]): void =
 }
 
 const NONE: readonly Observation[] = []
+const NO_SAMPLES: readonly number[] = []
 
 /** The variables one policy's expressions read, from the observation and its derived values. */
 const varsFor = (
@@ -742,13 +770,14 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
   const run: Run = {
     input,
     now,
-    nowIso: new Date(now).toISOString(),
+    nowIso: undefined,
     host: input.host,
     state: { ...prior },
     decisions: [],
     findings: [],
     touched: new Set(),
     resourcesCopied: false,
+    copiedPolicies: new Set(),
     findingsMode: input.findings ?? 'all',
     evaluated: new Set(),
   }
@@ -765,11 +794,11 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
         if (!p.trend || !trend || !matchesTargets(p, run.host)) continue
         const resource = p.probe!.resource(obs as never)
         if (p.match && !p.match(obs as unknown as Record<string, unknown>)) continue
-        const key = resourceKey(p.name, resource)
-        const existing = run.state.resources[key]
+        const existing = run.state.resources[p.name]?.[resource]
         if (!existing) continue
-        const rs = working(run, p, resource)
-        rs.samples = addSample(rs.samples ?? [], now, trend.value(obs as never), p.trend.windowMs)
+        const stored = existing.samples ?? NO_SAMPLES
+        const kept = insertOldSample(stored, now, trend.value(obs as never), p.trend.windowMs)
+        if (kept !== stored) working(run, p, resource).samples = kept
       }
     }
     return { decisions: run.decisions, nextState: run.state, findings: run.findings }
@@ -780,6 +809,8 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
     if (input.seq !== undefined) run.state.lastSeq = input.seq
   }
 
+  const clock = { now }
+  const seen: string[] = []
   const byKind = new Map<string, Observation[]>()
   for (const obs of input.observations ?? NONE) {
     const list = byKind.get(obs.kind)
@@ -799,21 +830,23 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
     if (isReport) {
       const list = byKind.get(p.observe) ?? NONE
       // One evaluation per resource per report: a repeated observation of the same resource is ignored.
-      const seen = list.length > 1 ? new Set<string>() : undefined
+      let seenCount = 0
       for (const obs of list) {
         const o = obs as unknown as Record<string, unknown>
         if (p.match && !p.match(o)) continue
         const resource = probe.resource(obs as never)
-        if (seen) {
-          if (seen.has(resource)) continue
-          seen.add(resource)
-        }
-        evaluateResource(run, p, resource, varsFor(p, o, probe.derive(obs as never, { now })), obs, true)
+        let repeated = false
+        for (let i = 0; i < seenCount && !repeated; i++) repeated = seen[i] === resource
+        if (repeated) continue
+        seen[seenCount++] = resource
+        evaluateResource(run, p, resource, varsFor(p, o, probe.derive(obs as never, clock)), obs, true)
       }
     } else if (probe.timeBased) {
       // A tick: re-evaluate the last observation of clock-dependent kinds (days left, age).
-      for (const rs of Object.values(prior.resources)) {
-        if (rs.policy !== p.name || !rs.last) continue
+      const states = prior.resources[p.name] ?? {}
+      for (const resource in states) {
+        const rs = states[resource]!
+        if (!rs.last) continue
         const obs = rs.last as unknown as Observation
         const vars = varsFor(p, rs.last, probe.derive(obs as never, { now }))
         evaluateResource(run, p, rs.resource, vars, null, false)
@@ -822,15 +855,23 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
   }
 
   // Deadlines of incidents whose resource was not evaluated in this call.
-  for (const key in prior.resources) {
-    const inc = prior.resources[key]?.incident
-    if (!inc || (inc.status !== 'remediating' && inc.status !== 'verifying') || run.evaluated.has(key)) continue
-    if (now <= Date.parse(inc.attempts[inc.attempts.length - 1]?.verifyBy ?? '')) continue
-    const p = input.policies.byName.get(inc.policy)
-    if (!p) continue
-    const w = working(run, p, inc.resource, key)
-    checkDeadlines(run, p, w.incident!)
+  for (const policy in prior.resources) {
+    const states = prior.resources[policy]!
+    for (const resource in states) {
+      const inc = states[resource]!.incident
+      if (inc && (inc.status === 'remediating' || inc.status === 'verifying')) overdue(run, inc)
+    }
   }
 
   return { decisions: run.decisions, nextState: run.state, findings: run.findings }
+}
+
+/** A fix whose resource was not evaluated in this call may still be past its deadline. */
+const overdue = (run: Run, inc: Incident): void => {
+  const current = run.state.resources[inc.policy]?.[inc.resource]
+  if (current && run.evaluated.has(current)) return
+  if (run.now <= Date.parse(inc.attempts[inc.attempts.length - 1]?.verifyBy ?? '')) return
+  const p = run.input.policies.byName.get(inc.policy)
+  if (!p) return
+  checkDeadlines(run, p, working(run, p, inc.resource).incident!)
 }

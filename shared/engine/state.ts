@@ -31,7 +31,8 @@ export interface HostState {
   /** Highest report sequence applied; older or repeated reports never move state back. */
   lastSeq: number
   lastSeenAt: number | null
-  resources: Record<string, ResourceState>
+  /** Resource states by policy name, then by resource. */
+  resources: Record<string, Record<string, ResourceState>>
 }
 
 export const emptyHostState = (host: string): HostState => ({
@@ -42,7 +43,20 @@ export const emptyHostState = (host: string): HostState => ({
   resources: {},
 })
 
-export const resourceKey = (policy: string, resource: string): string => `${policy}|${resource}`
+/** The state of one resource under one policy, if the engine has seen it. */
+export const resourceState = (
+  state: HostState | undefined,
+  policy: string,
+  resource: string,
+): ResourceState | undefined => state?.resources[policy]?.[resource]
+
+/** Every resource state of a host, policy by policy. */
+export function* allResources(state: HostState): Generator<ResourceState> {
+  for (const policy in state.resources) {
+    const states = state.resources[policy]!
+    for (const resource in states) yield states[resource]!
+  }
+}
 
 export const newResourceState = (policy: string, resource: string, tiers: number): ResourceState => ({
   policy,

@@ -42,6 +42,8 @@ export interface ProbeDefinition<K extends ObservationKind = ObservationKind> {
   trend?: TrendDefinition<ObservationOf<K>>
   /** Derived values depend on the clock (days left, age): the engine re-evaluates the last observation on ticks. */
   timeBased?: boolean
+  /** For time-based kinds: the observation fields derive() reads (kept with the last observation for ticks). */
+  clockFields?: readonly string[]
   /** `every-cycle` probes run each agent cycle; `slow` ones (seconds of CPU) run on their own schedule, cached. */
   schedule: 'every-cycle' | 'slow'
   /** `available` once the agent has a collector for it. */

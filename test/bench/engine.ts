@@ -37,24 +37,69 @@ const observationsFor = (fleet: Fleet, h: number, cycle: number, t: number): Obs
   for (const [i, mount] of ['/', '/var', '/home', '/srv'].entries()) {
     const base = stressed ? 40 + ((h + i * 7) % 45) + cycle * 0.1 : mix(h, i) % 100 < 3 ? 82 : 30 + (mix(h, i, 1) % 45)
     const used = (base + (stressed ? 0 : (cycle % 3) * 0.001)) * 0.01 * 100 * GiB
-    obs.push({ kind: 'filesystem', mount, fsType: 'ext4', bytesTotal: 100 * GiB, bytesUsed: Math.round(used), bytesAvailable: Math.round(100 * GiB - used), inodesTotal: 6_553_600, inodesUsed: 300_000 + h })
+    obs.push({
+      kind: 'filesystem',
+      mount,
+      fsType: 'ext4',
+      bytesTotal: 100 * GiB,
+      bytesUsed: Math.round(used),
+      bytesAvailable: Math.round(100 * GiB - used),
+      inodesTotal: 6_553_600,
+      inodesUsed: 300_000 + h,
+    })
   }
   for (let i = 0; i < 8; i++) {
     const failed = stressed ? (h + i + cycle) % 97 === 0 : mix(h, i, cycle) % 2000 === 0
-    obs.push({ kind: 'service', unit: `svc-${i}.service`, activeState: failed ? 'failed' : 'active', subState: failed ? 'failed' : 'running', restarts: 0, mainPid: failed ? 0 : 1000 + i, restartPolicy: 'no' })
+    obs.push({
+      kind: 'service',
+      unit: `svc-${i}.service`,
+      activeState: failed ? 'failed' : 'active',
+      subState: failed ? 'failed' : 'running',
+      restarts: 0,
+      mainPid: failed ? 0 : 1000 + i,
+      restartPolicy: 'no',
+    })
   }
-  obs.push({ kind: 'memory', totalBytes: 16 * GiB, availableBytes: (6 + (h % 5)) * GiB, swapTotalBytes: 0, swapFreeBytes: 0 })
+  obs.push({
+    kind: 'memory',
+    totalBytes: 16 * GiB,
+    availableBytes: (6 + (h % 5)) * GiB,
+    swapTotalBytes: 0,
+    swapFreeBytes: 0,
+  })
   for (let i = 0; i < 3; i++) {
     const mem = stressed ? 200 + i * 50 + (h % 13) * cycle : 200 + i * 50 + ((h + cycle) % 3)
-    obs.push({ kind: 'process-memory', unit: `svc-${i}.service`, memoryBytes: mem * MiB, limitBytes: 2048 * MiB, source: 'cgroup-v2' })
+    obs.push({
+      kind: 'process-memory',
+      unit: `svc-${i}.service`,
+      memoryBytes: mem * MiB,
+      limitBytes: 2048 * MiB,
+      source: 'cgroup-v2',
+    })
   }
   for (let i = 0; i < 2; i++) {
     const days = stressed ? 5 + ((h + i) % 80) : 20 + (mix(h, i, 2) % 70)
     const notAfter = new Date((stressed ? t : start) + days * 86_400_000).toISOString()
-    obs.push({ kind: 'certificate', source: `/etc/ssl/site-${i}.pem`, sourceType: 'file', subject: `CN=site-${i}`, sans: [`site-${i}.example`], issuer: 'CN=CA', notAfter, fingerprint: Array.from({ length: 32 }, () => '0A').join(':') })
+    obs.push({
+      kind: 'certificate',
+      source: `/etc/ssl/site-${i}.pem`,
+      sourceType: 'file',
+      subject: `CN=site-${i}`,
+      sans: [`site-${i}.example`],
+      issuer: 'CN=CA',
+      notAfter,
+      fingerprint: Array.from({ length: 32 }, () => '0A').join(':'),
+    })
   }
   const backupAge = stressed ? (h % 30) + 1 : (mix(h, 3) % 20) + 1
-  obs.push({ kind: 'backup', job: 'nightly', newestArtifactAt: new Date((stressed ? t : start) - backupAge * 3_600_000).toISOString(), sizeBytes: 10 * GiB, integrity: 'ok', lastExitStatus: 0 })
+  obs.push({
+    kind: 'backup',
+    job: 'nightly',
+    newestArtifactAt: new Date((stressed ? t : start) - backupAge * 3_600_000).toISOString(),
+    sizeBytes: 10 * GiB,
+    integrity: 'ok',
+    lastExitStatus: 0,
+  })
   obs.push({ kind: 'dns', name: 'db.internal', resolved: true, addresses: ['10.0.0.5'], latencyMs: 2 })
   return obs
 }
@@ -109,7 +154,15 @@ const timeCycles = (fleet: Fleet, withParse: boolean, findings: 'all' | 'none') 
     const t0 = threadCpuMs()
     for (let h = 0; h < HOSTS; h++) {
       const r = withParse ? ReportV1Schema.parse(JSON.parse(raw[h] as string)) : (cycle[h] as ReportV1)
-      const out = evaluate({ policies: set, host: r.host, observations: r.observations, seq: r.seq, state: states[h], now: r.time, findings })
+      const out = evaluate({
+        policies: set,
+        host: r.host,
+        observations: r.observations,
+        seq: r.seq,
+        state: states[h],
+        now: r.time,
+        findings,
+      })
       states[h] = out.nextState
       decisions += out.decisions.length
     }

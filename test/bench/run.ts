@@ -5,22 +5,43 @@
 import os from 'node:os'
 import { runEngineBench } from './engine.ts'
 
-const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits }) : 'n/a (run with --expose-gc)')
+const fmt = (n: number, digits = 0) =>
+  Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits }) : 'n/a (run with --expose-gc)'
 const MB = 1024 * 1024
 
-console.log(`ANSAI bench — node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} (${os.cpus().length} cores), one thread\n`)
+console.log(
+  `ANSAI bench — node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} (${os.cpus().length} cores), one thread\n`,
+)
 const rows: [string, string, string][] = []
 const notes: string[] = []
 for (const fleet of ['typical', 'stressed'] as const) {
   const e = runEngineBench(fleet)
   rows.push(
-    [`engine (${fleet} fleet): evaluate() on parsed reports, fleet ingest (no findings)`, `${fmt(e.reportsPerSecond)} reports/s`, fleet === 'typical' ? 'goal ≥ 50,000' : ''],
-    [`engine (${fleet} fleet): evaluate() with every finding (ansai check)`, `${fmt(e.reportsPerSecondWithFindings)} reports/s`, ''],
-    [`engine (${fleet} fleet): zod parse of raw JSON + evaluate()`, `${fmt(e.reportsPerSecondWithParse)} reports/s`, ''],
+    [
+      `engine (${fleet} fleet): evaluate() on parsed reports, fleet ingest (no findings)`,
+      `${fmt(e.reportsPerSecond)} reports/s`,
+      fleet === 'typical' ? 'goal ≥ 50,000' : '',
+    ],
+    [
+      `engine (${fleet} fleet): evaluate() with every finding (ansai check)`,
+      `${fmt(e.reportsPerSecondWithFindings)} reports/s`,
+      '',
+    ],
+    [
+      `engine (${fleet} fleet): zod parse of raw JSON + evaluate()`,
+      `${fmt(e.reportsPerSecondWithParse)} reports/s`,
+      '',
+    ],
     [`engine (${fleet} fleet): state as JSON per 10,000 hosts`, `${fmt(e.stateBytesPer10kHostsJson / MB, 1)} MB`, ''],
-    [`engine (${fleet} fleet): state in the V8 heap per 10,000 hosts`, `${fmt(e.stateHeapBytesPer10kHosts / MB, 1)} MB`, ''],
+    [
+      `engine (${fleet} fleet): state in the V8 heap per 10,000 hosts`,
+      `${fmt(e.stateHeapBytesPer10kHosts / MB, 1)} MB`,
+      '',
+    ],
   )
-  notes.push(`${fleet}: ${e.hosts.toLocaleString('en-US')} hosts × ${e.cycles} cycles (first 2 warm-up), ${e.observationsPerReport} observations per report, baseline pack, ${fmt(e.decisionsPerCycle / e.hosts, 3)} decisions per report`)
+  notes.push(
+    `${fleet}: ${e.hosts.toLocaleString('en-US')} hosts × ${e.cycles} cycles (first 2 warm-up), ${e.observationsPerReport} observations per report, baseline pack, ${fmt(e.decisionsPerCycle / e.hosts, 3)} decisions per report`,
+  )
 }
 const w = Math.max(...rows.map((r) => r[0].length))
 const v = Math.max(...rows.map((r) => r[1].length))

@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parseTimeline, type SimulateOptions, type SimulationResult, simulate } from '../../shared/app/simulate.ts'
+import { allResources } from '../../shared/engine/state.ts'
 import { formatPolicyError, loadPolicies } from '../../shared/policy/load.ts'
 
 const CASES = join(import.meta.dirname, 'cases')
@@ -78,7 +79,7 @@ const project = (r: SimulationResult): Projection => ({
   }),
   totals: r.totals,
   open: Object.values(r.states).flatMap((s) =>
-    Object.values(s.resources)
+    [...allResources(s)]
       .filter((rs) => rs.incident)
       .map((rs) => ({
         host: s.host,

@@ -23,6 +23,7 @@ import {
 import type { CompiledPolicy, CompiledPolicySet } from '../../shared/engine/compile.ts'
 import { type EvaluateInput, type EvaluateOutput, evaluate } from '../../shared/engine/evaluate.ts'
 import type { HostState } from '../../shared/engine/state.ts'
+import { allResources, resourceState } from '../../shared/engine/state.ts'
 import { addSample, MAX_SAMPLES, SAMPLE_WIDTH, SAMPLES_PER_WINDOW } from '../../shared/engine/trend.ts'
 import { formatPolicyError, loadPolicies } from '../../shared/policy/load.ts'
 import { findProbe } from '../../shared/registry/probes/index.ts'
@@ -563,7 +564,7 @@ const unexplained = (call: Call, d: Decision): string | null => {
     if (p.mode !== 'active') return `fix from passive policy ${p.name}`
     if (d.dryRun !== (call.input.dryRun === true)) return 'dryRun differs from the input'
   }
-  const priorRs = call.prior?.resources[`${d.policy}|${d.resource}`]
+  const priorRs = resourceState(call.prior, d.policy, d.resource)
   const priorInc = priorRs?.incident
   if (d.type === 'notify' && priorInc) {
     // A fix outcome fed back by key, or a deadline that passed.
@@ -622,7 +623,7 @@ describe('engine properties', () => {
         run(tl, (call) => {
           for (const d of call.output.decisions) valid(DecisionSchema, d)
           for (const f of call.output.findings) valid(FindingSchema, f)
-          for (const rs of Object.values(call.output.nextState.resources)) {
+          for (const rs of allResources(call.output.nextState)) {
             if (rs.incident) valid(IncidentSchema, rs.incident)
           }
         })
@@ -717,7 +718,7 @@ describe('engine properties', () => {
           const seconds = reportSeconds[host] ?? new Set<number>()
           reportSeconds[host] = seconds
           if (call.input.observations) seconds.add(Math.round(now / 1000))
-          for (const rs of Object.values(call.output.nextState.resources)) {
+          for (const rs of allResources(call.output.nextState)) {
             const p = SET.byName.get(rs.policy)!
             check(rs.hist.length === p.tiers.length, () => `${rs.policy}: hist ${rs.hist}`)
             for (const h of rs.hist) check(Number.isInteger(h) && h >= 0 && h <= 0xffffffff, () => `hist ${h}`)
@@ -737,13 +738,15 @@ describe('engine properties', () => {
           for (const f of call.output.findings) {
             const p = SET.byName.get(f.policy)!
             if (!p.trend) continue
-            const rs = call.output.nextState.resources[`${f.policy}|${f.resource}`]
+            const rs = resourceState(call.output.nextState, f.policy, f.resource)
             const times = (rs?.samples ?? []).filter((_, i) => i % SAMPLE_WIDTH === 0)
             const fromS = nowS - p.trend.windowMs / 1000
             let reportsInWindow = 0
             for (const t of reportSeconds[host] ?? []) if (t >= fromS && t <= nowS) reportsInWindow++
+            // Stored samples are trimmed when the next one is stored: at most one bucket older than the window.
+            const bucketS = p.trend.windowMs / 1000 / SAMPLES_PER_WINDOW
             check(
-              times.every((t) => t >= fromS && t <= nowS),
+              times.every((t) => t >= fromS - bucketS && t <= nowS),
               () => `${f.policy}|${f.resource}: ${times} at ${nowS}`,
             )
             check(times.length <= reportsInWindow, () => `${times.length} samples, ${reportsInWindow} reports`)
@@ -754,22 +757,32 @@ describe('engine properties', () => {
     )
   })
 
-  it('7b. a long dense series keeps a bounded number of samples per window, the newest always', () => {
+  it('7b. a long dense series keeps a bounded number of samples per window, at least a bucket apart', () => {
     const WINDOW = 30 * MIN
+    const BUCKET_S = WINDOW / 1000 / SAMPLES_PER_WINDOW
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 1, max: 120 }), { minLength: 50, maxLength: 600 }), (gapsS) => {
         let samples: number[] = []
         let t = T0
+        let lastStored = Number.NEGATIVE_INFINITY
         for (const [i, gap] of gapsS.entries()) {
           t += gap * 1000
           samples = addSample(samples, t, i, WINDOW)
           const times = samples.filter((_, j) => j % SAMPLE_WIDTH === 0)
-          check(times.at(-1) === Math.round(t / 1000) && samples.at(-1) === i, () => 'the newest sample was dropped')
+          const newest = times.at(-1)!
+          const tS = Math.round(t / 1000)
+          // stored when a bucket has passed since the last stored sample, else left out of the state
+          check(tS - lastStored >= BUCKET_S ? newest === tS : newest === lastStored, () => `newest ${newest} at ${tS}`)
+          lastStored = newest
           check(
-            times.every((x) => x >= Math.round(t / 1000) - WINDOW / 1000),
+            times.every((x, j) => j === 0 || x - times[j - 1]! >= BUCKET_S),
+            () => `closer than a bucket: ${times}`,
+          )
+          check(
+            times.every((x) => x >= tS - WINDOW / 1000 - BUCKET_S),
             () => `outside the window: ${times}`,
           )
-          check(times.length <= 2 * SAMPLES_PER_WINDOW + 2, () => `${times.length} samples in one window`)
+          check(times.length <= SAMPLES_PER_WINDOW + 2, () => `${times.length} samples in one window`)
         }
       }),
       { numRuns: RUNS },

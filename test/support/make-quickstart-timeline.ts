@@ -59,18 +59,92 @@ for (let minute = 0; minute <= 120; minute++) {
   if (world.appLeaks) world.appMem += 9 * MiB
   if (minute === 30) world.nginxFailed = true
   const observations: Observation[] = [
-    { kind: 'filesystem', mount: '/', fsType: 'ext4', bytesTotal: 20 * GiB, bytesUsed: 9 * GiB, bytesAvailable: 10 * GiB, inodesTotal: 1_310_720, inodesUsed: 210_000 },
-    { kind: 'filesystem', mount: '/var', fsType: 'xfs', bytesTotal: 40 * GiB, bytesUsed: Math.round(world.varUsed), bytesAvailable: Math.round(40 * GiB - world.varUsed), inodesTotal: 20_971_520, inodesUsed: 150_000 },
+    {
+      kind: 'filesystem',
+      mount: '/',
+      fsType: 'ext4',
+      bytesTotal: 20 * GiB,
+      bytesUsed: 9 * GiB,
+      bytesAvailable: 10 * GiB,
+      inodesTotal: 1_310_720,
+      inodesUsed: 210_000,
+    },
+    {
+      kind: 'filesystem',
+      mount: '/var',
+      fsType: 'xfs',
+      bytesTotal: 40 * GiB,
+      bytesUsed: Math.round(world.varUsed),
+      bytesAvailable: Math.round(40 * GiB - world.varUsed),
+      inodesTotal: 20_971_520,
+      inodesUsed: 150_000,
+    },
     { kind: 'memory', totalBytes: 8 * GiB, availableBytes: 5 * GiB, swapTotalBytes: 0, swapFreeBytes: 0 },
     world.nginxFailed
-      ? { kind: 'service', unit: 'nginx.service', activeState: 'failed', subState: 'failed', restarts: 0, mainPid: 0, restartPolicy: 'no', result: 'signal' }
-      : { kind: 'service', unit: 'nginx.service', activeState: 'active', subState: 'running', restarts: 0, mainPid: 812, restartPolicy: 'no' },
-    { kind: 'service', unit: 'app.service', activeState: 'active', subState: 'running', restarts: 0, mainPid: 901, restartPolicy: 'on-failure' },
-    { kind: 'process-memory', unit: 'app.service', memoryBytes: Math.round(world.appMem), limitBytes: 1024 * MiB, source: 'cgroup-v2' },
-    { kind: 'certificate', source: '/etc/letsencrypt/live/web-1.example.com/cert.pem', sourceType: 'file', subject: 'CN=web-1.example.com', sans: ['web-1.example.com'], issuer: "CN=R11,O=Let's Encrypt,C=US", notAfter: world.certNotAfter, fingerprint: world.certFingerprint },
-    { kind: 'backup', job: 'nightly-db', newestArtifactAt: world.backupAt, newestArtifactPath: '/var/backups/db.sql.gz', sizeBytes: 512 * MiB, integrity: 'ok', lastExitStatus: 0 },
+      ? {
+          kind: 'service',
+          unit: 'nginx.service',
+          activeState: 'failed',
+          subState: 'failed',
+          restarts: 0,
+          mainPid: 0,
+          restartPolicy: 'no',
+          result: 'signal',
+        }
+      : {
+          kind: 'service',
+          unit: 'nginx.service',
+          activeState: 'active',
+          subState: 'running',
+          restarts: 0,
+          mainPid: 812,
+          restartPolicy: 'no',
+        },
+    {
+      kind: 'service',
+      unit: 'app.service',
+      activeState: 'active',
+      subState: 'running',
+      restarts: 0,
+      mainPid: 901,
+      restartPolicy: 'on-failure',
+    },
+    {
+      kind: 'process-memory',
+      unit: 'app.service',
+      memoryBytes: Math.round(world.appMem),
+      limitBytes: 1024 * MiB,
+      source: 'cgroup-v2',
+    },
+    {
+      kind: 'certificate',
+      source: '/etc/letsencrypt/live/web-1.example.com/cert.pem',
+      sourceType: 'file',
+      subject: 'CN=web-1.example.com',
+      sans: ['web-1.example.com'],
+      issuer: "CN=R11,O=Let's Encrypt,C=US",
+      notAfter: world.certNotAfter,
+      fingerprint: world.certFingerprint,
+    },
+    {
+      kind: 'backup',
+      job: 'nightly-db',
+      newestArtifactAt: world.backupAt,
+      newestArtifactPath: '/var/backups/db.sql.gz',
+      sizeBytes: 512 * MiB,
+      integrity: 'ok',
+      lastExitStatus: 0,
+    },
   ]
-  const report: ReportV1 = { schema: 'ansai.report.v1', host, agent: { version: '0.1.0' }, time: new Date(t).toISOString(), seq: minute + 1, observations, probeErrors: [] }
+  const report: ReportV1 = {
+    schema: 'ansai.report.v1',
+    host,
+    agent: { version: '0.1.0' },
+    time: new Date(t).toISOString(),
+    seq: minute + 1,
+    observations,
+    probeErrors: [],
+  }
   lines.push(JSON.stringify(report))
   const out = evaluate({ policies: set, host, observations, seq: report.seq, results, state, now: t })
   state = out.nextState
@@ -79,7 +153,18 @@ for (let minute = 0; minute <= 120; minute++) {
     if (d.type !== 'remediate') continue
     effects[d.remediation]?.(t)
     const iso = new Date(t).toISOString()
-    results.push({ schema: 'ansai.remediation-result.v1', key: d.key, remediation: d.remediation, status: 'succeeded', dryRun: false, startedAt: iso, finishedAt: iso, durationMs: 1, summary: 'simulated host', evidence: {} })
+    results.push({
+      schema: 'ansai.remediation-result.v1',
+      key: d.key,
+      remediation: d.remediation,
+      status: 'succeeded',
+      dryRun: false,
+      startedAt: iso,
+      finishedAt: iso,
+      durationMs: 1,
+      summary: 'simulated host',
+      evidence: {},
+    })
   }
 }
 writeFileSync(new URL('../fixtures/timelines/quickstart.jsonl', import.meta.url), `${lines.join('\n')}\n`)

@@ -19,6 +19,7 @@ export const backupProbe: ProbeDefinition<'backup'> = {
     integrityFailed: o.integrity === 'failed',
   }),
   timeBased: true,
+  clockFields: ['newestArtifactAt', 'integrity'],
   schedule: 'every-cycle',
   status: 'planned',
   example: `apiVersion: ansai/v1

@@ -19,6 +19,7 @@ export const certificateProbe: ProbeDefinition<'certificate'> = {
     return { daysLeft: left, expired: left <= 0 }
   },
   timeBased: true,
+  clockFields: ['notAfter'],
   schedule: 'every-cycle',
   status: 'planned',
   example: `apiVersion: ansai/v1

@@ -19,6 +19,7 @@ export const cronProbe: ProbeDefinition<'cron'> = {
     failed: o.lastExitStatus !== undefined && o.lastExitStatus !== 0,
   }),
   timeBased: true,
+  clockFields: ['lastRunAt', 'lastExitStatus'],
   schedule: 'every-cycle',
   status: 'planned',
   example: `apiVersion: ansai/v1

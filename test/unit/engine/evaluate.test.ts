@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { evaluate } from '../../../shared/engine/evaluate.ts'
+import { resourceState } from '../../../shared/engine/state.ts'
 import { cert, Driver, FakeClock, fs, HOST, policiesFrom, procMem, service, summarize } from '../../support/builders.ts'
 
 const MIN = 60_000
@@ -80,11 +81,11 @@ describe('incident lifecycle', () => {
       risk: 'destructive',
       dryRun: false,
     })
-    expect(d.state?.resources['disk|/var']?.incident?.status).toBe('remediating')
+    expect(resourceState(d.state, 'disk', '/var')?.incident?.status).toBe('remediating')
     clock.advance(MIN)
     const after = d.report([fs('/var', 60)])
     expect(summarize(after)).toEqual(['fix.verified', 'incident.resolved'])
-    expect(d.state?.resources['disk|/var']?.incident).toBeUndefined()
+    expect(resourceState(d.state, 'disk', '/var')?.incident).toBeUndefined()
     const resolved = after.decisions.at(-1)
     expect(resolved?.type === 'notify' && resolved.channels).toEqual(['ops'])
   })
@@ -99,7 +100,7 @@ describe('incident lifecycle', () => {
     expect(summarize(still)).toEqual(['fix.failed', 'incident.escalated'])
     const esc = still.decisions.at(-1)
     expect(esc?.type === 'notify' && esc.escalateTo).toBe('page')
-    expect(d.state?.resources['disk|/var']?.incident?.status).toBe('escalated')
+    expect(resourceState(d.state, 'disk', '/var')?.incident?.status).toBe('escalated')
     // nothing more to do: no repeated pages
     expect(summarize(d.report([fs('/var', 92)]))).toEqual([])
   })
@@ -131,7 +132,7 @@ describe('incident lifecycle', () => {
     d.report([fs('/var', 92)])
     clock.advance(MIN)
     d.tick() // the result arrives; no observation yet
-    expect(d.state?.resources['disk|/var']?.incident?.status).toBe('verifying')
+    expect(resourceState(d.state, 'disk', '/var')?.incident?.status).toBe('verifying')
     clock.advance(15 * MIN)
     expect(summarize(d.tick())).toEqual(['incident.escalated'])
   })
@@ -397,7 +398,7 @@ spec:
       'incident.resolved',
       'incident.opened',
     ])
-    expect(d.state?.resources['flappy|app.service']?.incident?.flapping).toBe(true)
+    expect(resourceState(d.state, 'flappy', 'app.service')?.incident?.flapping).toBe(true)
     expect(summarize(d.report([service('app.service', 'active')]))).toEqual([])
     expect(summarize(d.report([service('app.service', 'active')]))).toEqual(['incident.resolved'])
   })
