@@ -61,12 +61,19 @@ interface Run {
   decisions: Decision[]
   findings: Finding[]
   /** Resource states cloned into the next state in this call. */
-  touched: Set<ResourceState>
+  touched: Set<ResourceState> | undefined
   resourcesCopied: boolean
-  copiedPolicies: Set<string>
+  copiedPolicies: Set<string> | undefined
   findingsMode: 'all' | 'problems' | 'none'
   /** Resource states evaluated on an observation in this call (their working copies). */
-  evaluated: Set<ResourceState>
+  evaluated: Set<ResourceState> | undefined
+}
+
+/** Notes are rare: the array is made on the first one. */
+const addNote = (notes: string[] | undefined, note: string): string[] => {
+  const out = notes ?? []
+  out.push(note)
+  return out
 }
 
 const NO_NOTES: readonly string[] = Object.freeze([])
@@ -135,6 +142,7 @@ const writablePolicy = (run: Run, policy: string): Record<string, ResourceState>
     run.resourcesCopied = true
   }
   let inner = run.state.resources[policy]
+  run.copiedPolicies ??= new Set()
   if (!inner || !run.copiedPolicies.has(policy)) {
     inner = { ...inner }
     run.state.resources[policy] = inner
@@ -146,10 +154,11 @@ const writablePolicy = (run: Run, policy: string): Record<string, ResourceState>
 /** Mutable working copy of a resource's state for this call (cloned once per call). */
 const working = (run: Run, p: CompiledPolicy, resource: string): ResourceState => {
   const prior = run.state.resources[p.name]?.[resource]
-  if (prior && run.touched.has(prior)) return prior
+  if (prior && run.touched?.has(prior)) return prior
   const rs = prior ? cloneResourceState(prior) : newResourceState(p.name, resource, p.tiers.length)
   if (rs.hist.length !== p.tiers.length) rs.hist = new Array<number>(p.tiers.length).fill(0)
   writablePolicy(run, p.name)[resource] = rs
+  run.touched ??= new Set()
   run.touched.add(rs)
   return rs
 }
@@ -586,7 +595,8 @@ const evaluateResource = (
       )
       rate = fit.ratePerHour
       eta = trendDef.eta.unit === 'minutes' ? fit.hoursToCapacity * 60 : fit.hoursToCapacity
-      if (fit.samples < p.trend.minSamples) (notes ??= []).push(`trend: ${fit.samples}/${p.trend.minSamples} samples`)
+      if (fit.samples < p.trend.minSamples)
+        notes = addNote(notes, `trend: ${fit.samples}/${p.trend.minSamples} samples`)
     }
     vars[trendDef.eta.name] = eta
     vars[trendDef.rate.name] = rate
@@ -603,7 +613,7 @@ const evaluateResource = (
     try {
       hit = tier.evaluate(vars)
     } catch (err) {
-      ;(notes ??= []).push(`${tier.level}: ${(err as Error).message.split('\n')[0]}`)
+      notes = addNote(notes, `${tier.level}: ${(err as Error).message.split('\n')[0]}`)
     }
     const before = priorHist?.[i] ?? 0
     const h = ((before << 1) | (hit ? 1 : 0)) >>> 0
@@ -636,6 +646,7 @@ const evaluateResource = (
   const values = pickValues(p, vars)
 
   const rs = working(run, p, resource)
+  run.evaluated ??= new Set()
   run.evaluated.add(rs)
   rs.hist = hist ?? rs.hist
   if (samples) rs.samples = samples
@@ -775,11 +786,11 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
     state: { ...prior },
     decisions: [],
     findings: [],
-    touched: new Set(),
+    touched: undefined,
     resourcesCopied: false,
-    copiedPolicies: new Set(),
+    copiedPolicies: undefined,
     findingsMode: input.findings ?? 'all',
-    evaluated: new Set(),
+    evaluated: undefined,
   }
   if (input.results?.length) applyResults(run, input.results)
 
@@ -869,7 +880,7 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
 /** A fix whose resource was not evaluated in this call may still be past its deadline. */
 const overdue = (run: Run, inc: Incident): void => {
   const current = run.state.resources[inc.policy]?.[inc.resource]
-  if (current && run.evaluated.has(current)) return
+  if (current && run.evaluated?.has(current)) return
   if (run.now <= Date.parse(inc.attempts[inc.attempts.length - 1]?.verifyBy ?? '')) return
   const p = run.input.policies.byName.get(inc.policy)
   if (!p) return

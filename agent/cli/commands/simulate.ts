@@ -90,7 +90,7 @@ export const runSimulate = async (argv: string[]): Promise<number> => {
     `\n${t.reports} reports, ${t.ticks} ticks from ${values.observations}: ${t.incidentsOpened} incidents opened, ${t.incidentsResolved} resolved, ${t.fixes} fixes, ${t.escalations} escalations, ${t.notifications} notifications`,
   )
   console.log(
-    'Nothing was executed: fixes were assumed to have ' + outcome + ' and verified against the recorded observations.',
+    `Nothing was executed: fixes were assumed to have ${outcome} and verified against the recorded observations.`,
   )
   return timeline.errors.length ? 1 : 0
 }
