@@ -1,6 +1,7 @@
 import { Environment } from '@marcbachmann/cel-js'
 import type { z } from 'zod'
 import type { ProbeDefinition, VariableType } from '../registry/types.ts'
+import { compileFast } from './fast-cel.ts'
 
 /** A compiled policy expression: evaluates to a bool, or throws (the engine treats a throw as "no match"). */
 export type CompiledExpression = (vars: Record<string, unknown>) => boolean
@@ -75,7 +76,9 @@ export const createEnvironment = (variables: Map<string, VariableInfo>): Environ
   let env = new Environment({ homogeneousAggregateLiterals: false })
   for (const [name, info] of variables) env = env.registerVariable(name, info.type)
   for (const op of NUMERIC_OPS) {
-    env = env.registerOperator(`double ${op} int`, arith(op)).registerOperator(`int ${op} double`, arith(op))
+    env = env
+      .registerOperator(`double ${op} int: double`, arith(op))
+      .registerOperator(`int ${op} double: double`, arith(op))
   }
   return env
 }
@@ -114,7 +117,8 @@ export const compileExpression = (
   if (checked.type !== 'bool') return { ok: false, error: `must be a bool expression, this one is ${checked.type}` }
   const body = stripStrings(expr)
   const uses = [...variables.keys()].filter((name) => new RegExp(`\\b${name}\\b`).test(body))
-  return { ok: true, evaluate: (vars) => parsed(vars) === true, uses }
+  const fast = compileFast(parsed.ast, variables)
+  return { ok: true, evaluate: fast ?? ((vars) => parsed(vars) === true), uses }
 }
 
 const distance = (a: string, b: string): number => {
