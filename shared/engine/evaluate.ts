@@ -48,6 +48,11 @@ export interface EvaluateOutput {
   decisions: Decision[]
   nextState: HostState
   findings: Finding[]
+  /**
+   * Every incident this call opened or changed, as it is now; resolved ones are here with status `resolved` (they
+   * leave the state). What a store keeps for `status` and `history`.
+   */
+  incidents: Incident[]
 }
 
 /** Per-call context, so helpers stay small and the hot path allocates little. */
@@ -65,6 +70,7 @@ interface Run {
   resourcesCopied: boolean
   copiedPolicies: Set<string> | undefined
   findingsMode: 'all' | 'problems' | 'none'
+  resolved: Incident[]
   /** Resource states evaluated on an observation in this call (their working copies). */
   evaluated: Set<ResourceState> | undefined
 }
@@ -173,6 +179,7 @@ const notify = (
   evidence: Record<string, unknown>,
   escalateTo?: string,
 ): void => {
+  inc.updatedAt = isoNow(run)
   const d: NotifyDecision = {
     type: 'notify',
     key: `n-${stableHash(run.host.id, p.name, inc.resource, inc.openedAt, event, discriminator)}`,
@@ -465,6 +472,7 @@ const resolveIncident = (
   inc.status = 'resolved'
   inc.resolvedAt = isoNow(run)
   inc.updatedAt = isoNow(run)
+  run.resolved.push(inc)
   const by = fixed.length ? ` after ${fixed.map((a) => a.remediation).join(', ')}` : ''
   notify(run, p, inc, 'ansai.incident.resolved.v1', 'resolved', `${p.name}: ${label(run, inc)} is healthy again${by}`, {
     values,
@@ -790,6 +798,7 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
     resourcesCopied: false,
     copiedPolicies: undefined,
     findingsMode: input.findings ?? 'all',
+    resolved: [],
     evaluated: undefined,
   }
   if (input.results?.length) applyResults(run, input.results)
@@ -812,7 +821,7 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
         if (kept !== stored) working(run, p, resource).samples = kept
       }
     }
-    return { decisions: run.decisions, nextState: run.state, findings: run.findings }
+    return output(run)
   }
 
   if (isReport) {
@@ -874,7 +883,20 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
     }
   }
 
-  return { decisions: run.decisions, nextState: run.state, findings: run.findings }
+  return output(run)
+}
+
+/** Incidents opened or changed in this call: those of the resource states it copied, and the resolved ones. */
+const output = (run: Run): EvaluateOutput => {
+  const incidents = [...run.resolved]
+  for (const rs of run.touched ?? []) {
+    const inc = rs.incident
+    if (!inc) continue
+    const before = run.input.state?.resources[rs.policy]?.[rs.resource]?.incident
+    if (!before || before.updatedAt !== inc.updatedAt || before.status !== inc.status || before.id !== inc.id)
+      incidents.push(inc)
+  }
+  return { decisions: run.decisions, nextState: run.state, findings: run.findings, incidents }
 }
 
 /** A fix whose resource was not evaluated in this call may still be past its deadline. */
