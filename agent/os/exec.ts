@@ -103,7 +103,11 @@ class CappedBuffer {
   private size = 0
   truncated = false
 
-  constructor(private readonly cap: number) {}
+  private readonly cap: number
+
+  constructor(cap: number) {
+    this.cap = cap
+  }
 
   push(chunk: Buffer): void {
     const room = this.cap - this.size

@@ -18,7 +18,10 @@ export const HOST: Host = { id: 'i-0123456789abcdef0', hostname: 'web-1', tags: 
 
 /** A fake clock: starts at a fixed time and moves only when told. */
 export class FakeClock {
-  constructor(private ms = Date.parse('2026-11-23T00:00:00Z')) {}
+  private ms: number
+  constructor(ms = Date.parse('2026-11-23T00:00:00Z')) {
+    this.ms = ms
+  }
   now(): number {
     return this.ms
   }
@@ -86,12 +89,21 @@ export class Driver {
   seq = 0
   pendingResults: RemediationResultV1[] = []
   all: EvaluateOutput[] = []
+  readonly policies: CompiledPolicySet
+  readonly clock: FakeClock
+  readonly host: Host
+  readonly fixOutcome: 'succeeded' | 'failed'
   constructor(
-    readonly policies: CompiledPolicySet,
-    readonly clock = new FakeClock(),
-    readonly host: Host = HOST,
-    readonly fixOutcome: 'succeeded' | 'failed' = 'succeeded',
-  ) {}
+    policies: CompiledPolicySet,
+    clock = new FakeClock(),
+    host: Host = HOST,
+    fixOutcome: 'succeeded' | 'failed' = 'succeeded',
+  ) {
+    this.policies = policies
+    this.clock = clock
+    this.host = host
+    this.fixOutcome = fixOutcome
+  }
 
   report(observations: Observation[], opts: { dryRun?: boolean; seq?: number } = {}): EvaluateOutput {
     const out = evaluate({
