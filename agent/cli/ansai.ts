@@ -9,6 +9,10 @@ const HELP = `ansai ${VERSION} — self-healing for Linux hosts and fleets
 Usage: ansai <command> [options]
 
 Commands:
+  check                           Look at this host now: what is wrong, what ANSAI would fix (changes nothing).
+  run [--once] [--dry-run]        Heal this host: collect, evaluate, fix, verify, notify (state in SQLite).
+  status                          Open incidents, fixes, bytes recovered, time saved.
+  history                         The audit trail, newest first.
   policy validate <file|dir>...   Check policy files; every error with file, line, path and a hint.
   policy schema                   Print the JSON Schema of policy files.
   simulate                        Replay a recorded timeline through the policies (a backtest).
@@ -33,6 +37,14 @@ const main = async (argv: string[]): Promise<number> => {
       return (await import('./commands/policy.ts')).runPolicy(rest)
     case 'simulate':
       return (await import('./commands/simulate.ts')).runSimulate(rest)
+    case 'check':
+      return (await import('./commands/host.ts')).runCheck(rest)
+    case 'run':
+      return (await import('./commands/host.ts')).runRun(rest)
+    case 'status':
+      return (await import('./commands/records.ts')).runStatus(rest)
+    case 'history':
+      return (await import('./commands/records.ts')).runHistory(rest)
     default:
       throw new UsageError(`unknown command '${cmd}'. Run 'ansai --help' for the list.`)
   }

@@ -24,7 +24,7 @@ export const backupRetryRemediation: RemediationDefinition<typeof BackupRetryPar
     'Runs a stale or failed backup job once more and waits for it, then re-collects the backup observation so the new artifact (age, size, integrity) confirms the fix. A job already running is not started twice.',
   params: BackupRetryParamsSchema,
   risk: 'safe',
-  status: 'planned',
+  status: 'available',
   appliesTo: ['backup'],
   defaultGuards: { limit: limitThenEscalate(2, '1d'), cooldown: '1h' },
   bind: { backup: { param: 'job', field: 'job', placeholder: 'example' } },

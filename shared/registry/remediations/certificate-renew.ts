@@ -52,7 +52,7 @@ export const certificateRenewRemediation: RemediationDefinition<typeof Certifica
     'Renews one certbot certificate (`certbot renew --cert-name`), reloads the service that uses it, and checks that the endpoint serves the new certificate.',
   params: CertificateRenewParamsSchema,
   risk: 'disruptive',
-  status: 'planned',
+  status: 'available',
   appliesTo: ['certificate'],
   defaultGuards: { limit: limitThenEscalate(2, '1d'), cooldown: '1h' },
   bind: {

@@ -134,7 +134,7 @@ export const diskCleanupRemediation: RemediationDefinition<typeof DiskCleanupPar
   description: `Deletes or compresses what a host can lose without harm, by category (${DISK_CLEANUP_CATEGORIES.join(', ')}), confined to the named roots, oldest first, up to maxFiles; measures the bytes recovered per category. Destructive: a policy must opt in with allowDestructive.`,
   params: DiskCleanupParamsSchema,
   risk: 'destructive',
-  status: 'planned',
+  status: 'available',
   appliesTo: ['filesystem'],
   defaultGuards: { limit: limitThenEscalate(2, '1h'), cooldown: '30m' },
   ssmDocument: 'ANSAI-CleanupDisk',

@@ -42,7 +42,7 @@ export const memoryReliefRemediation: RemediationDefinition<typeof MemoryReliefP
     'Gently first: sends the signal and/or reloads the unit when asked to, then restarts it only if its memory is still above restartIfStillAbovePercent of its limit. With neither a signal nor a reload, the unit is restarted at once (the cure for a leak).',
   params: MemoryReliefParamsSchema,
   risk: 'disruptive',
-  status: 'planned',
+  status: 'available',
   appliesTo: ['process-memory', 'memory'],
   defaultGuards: { limit: limitThenEscalate(2, '1h'), cooldown: '15m' },
   bind: { 'process-memory': { param: 'unit', field: 'unit', placeholder: 'example.service' } },

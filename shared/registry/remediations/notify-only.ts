@@ -20,7 +20,7 @@ export const notifyOnlyRemediation: RemediationDefinition<typeof NotifyOnlyParam
     'A ladder step that runs nothing on the host: it notifies the policy channels with the message and the evidence, and moves the incident to the next step. For problems a human must fix.',
   params: NotifyOnlyParamsSchema,
   risk: 'safe',
-  status: 'planned',
+  status: 'available',
   appliesTo: ['*'],
   defaultGuards: { cooldown: '1h' },
   ssmDocument: null,

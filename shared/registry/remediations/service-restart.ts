@@ -29,7 +29,7 @@ export const serviceRestartRemediation: RemediationDefinition<typeof ServiceRest
     'Restarts a failed or stuck unit with `systemctl restart` and waits until it is active again. A unit that hit its start limit is reset first (`systemctl reset-failed`). With `respectRestartPolicy` (the default), a unit with Restart= set is left to systemd until systemd gives up on it.',
   params: ServiceRestartParamsSchema,
   risk: 'disruptive',
-  status: 'planned',
+  status: 'available',
   appliesTo: ['service', 'process-memory'],
   defaultGuards: { limit: limitThenEscalate(3, '1h'), cooldown: '2m' },
   bind: {

@@ -1,0 +1,123 @@
+import { readFileSync } from 'node:fs'
+import { isNode, LineCounter, parseDocument } from 'yaml'
+import { z } from 'zod'
+import { NotificationChannelsSchema } from '../../shared/app/notify/config.ts'
+import { DurationSchema, HostIdSchema, TagsSchema } from '../../shared/contracts/index.ts'
+import { ProbesConfigSchema } from './probes.ts'
+
+export const DEFAULT_CONFIG_PATH = '/etc/ansai/config.yaml'
+
+const ArgvSchema = z.array(z.string().min(1).max(4096)).min(1).max(64)
+
+/** The single-host configuration (`/etc/ansai/config.yaml`): every section optional, every default sensible. */
+export const AgentConfigSchema = z
+  .object({
+    host: z
+      .object({
+        id: HostIdSchema.optional().describe(
+          'A stable host id; default: the host name (in the fleet: the SSM instance id)',
+        ),
+        tags: TagsSchema.default({}).describe('Tags that policies target, e.g. { role: web }'),
+      })
+      .strict()
+      .default({ tags: {} }),
+    policies: z
+      .object({
+        builtin: z.boolean().default(true).describe('Load the baseline pack shipped with ANSAI'),
+        paths: z.array(z.string().min(1)).default([]).describe('Your policy files or directories (YAML)'),
+        disable: z.array(z.string().min(1)).default([]).describe('Names of loaded policies to leave out'),
+      })
+      .strict()
+      .default({ builtin: true, paths: [], disable: [] }),
+    probes: ProbesConfigSchema.default(ProbesConfigSchema.parse({})),
+    notifications: z
+      .object({
+        channels: NotificationChannelsSchema.default({}).describe('Named channels: console, email, webhook, slack'),
+        default: z
+          .array(z.string().min(1))
+          .default(['console'])
+          .describe('Channels for policies that name none in `notify:`'),
+      })
+      .strict()
+      .default({ channels: {}, default: ['console'] }),
+    remediation: z
+      .object({
+        dryRun: z.boolean().default(false).describe('Decide and tell, never change anything'),
+        backupCommands: z
+          .record(z.string(), ArgvSchema)
+          .default({})
+          .describe('backup-retry: the command (argv, no shell) that runs each backup job that has no systemd unit'),
+      })
+      .strict()
+      .default({ dryRun: false, backupCommands: {} }),
+    state: z
+      .object({
+        dir: z.string().min(1).default('/var/lib/ansai').describe('Where the SQLite state and caches live'),
+        keepAudit: DurationSchema.default('30d').describe('How long the audit trail is kept'),
+      })
+      .strict()
+      .default({ dir: '/var/lib/ansai', keepAudit: '30d' }),
+    interval: DurationSchema.default('60s').describe('Time between cycles of `ansai run` (the timer in production)'),
+  })
+  .strict()
+export type AgentConfig = z.infer<typeof AgentConfigSchema>
+
+/** A config that does not load: every problem with file, line and path. */
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+  readonly file: string
+  readonly problems: string[]
+
+  constructor(file: string, problems: string[]) {
+    super(`${file}: invalid configuration\n${problems.map((p) => `  ${p}`).join('\n')}`)
+    this.file = file
+    this.problems = problems
+  }
+}
+
+/** Parse a config text (YAML); errors name the file, line and path. */
+export const parseAgentConfig = (text: string, file: string): AgentConfig => {
+  const counter = new LineCounter()
+  const doc = parseDocument(text, { lineCounter: counter, uniqueKeys: true })
+  if (doc.errors.length) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => `${file}:${e.linePos?.[0]?.line ?? 1}: YAML: ${e.message.split('\n')[0]}`),
+    )
+  }
+  const parsed = AgentConfigSchema.safeParse(doc.toJS() ?? {})
+  if (parsed.success) return parsed.data
+  throw new ConfigError(
+    file,
+    parsed.error.issues.map((i) => {
+      const path = i.path as (string | number)[]
+      let line = 1
+      for (let n = path.length; n >= 0; n--) {
+        const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true)
+        if (isNode(node) && node.range) {
+          line = counter.linePos(node.range[0]).line
+          break
+        }
+      }
+      const where = path.join('.') || '(top level)'
+      return `${file}:${line} ${where}: ${i.code === 'unrecognized_keys' ? `unknown key(s) ${i.keys.join(', ')}` : i.message}`
+    }),
+  )
+}
+
+/**
+ * Load the config file. The default path may be absent (defaults apply: a first run needs no config); a path
+ * given explicitly must exist.
+ */
+export const loadAgentConfig = (path: string | undefined): { config: AgentConfig; file: string | undefined } => {
+  const file = path ?? DEFAULT_CONFIG_PATH
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (!path && code === 'ENOENT') return { config: AgentConfigSchema.parse({}), file: undefined }
+    throw new ConfigError(file, [`cannot read (${code ?? (err as Error).message})`])
+  }
+  return { config: parseAgentConfig(text, file), file }
+}
