@@ -113,7 +113,7 @@ state: { dir: ${join(base, 'state')} }
   it('check sees the problem and the fix it would make, and changes nothing', () => {
     expect(usedPercent(disk)).toBeGreaterThan(90)
     const before = used(disk)
-    const r = ansai('check', '--json')
+    const r = ansai('check', '--json', '--exit-code')
     expect(r.code).toBe(1)
     const out = JSON.parse(r.out)
     expect(out.findings.find((f: { policy: string }) => f.policy === 'test-disk').level).toBe('critical')

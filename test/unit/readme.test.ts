@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
+import { parseAgentConfig } from '../../agent/config/config.ts'
 import { formatPolicyError, loadPolicies } from '../../shared/policy/load.ts'
 import { renderReadme } from '../support/readme-tables.ts'
 
@@ -47,6 +48,16 @@ describe('README', () => {
       expect(errors.map(formatPolicyError)).toEqual([])
       expect(policies.length).toBeGreaterThan(0)
     }
+  })
+
+  it('has a configuration example that loads', () => {
+    const blocks = [...README.matchAll(/```yaml\n([\s\S]*?)```/g)]
+      .map((m) => m[1] ?? '')
+      .filter((t) => /^probes:/m.test(t))
+    expect(blocks.length).toBe(1)
+    const config = parseAgentConfig(blocks[0]!, 'README.md')
+    expect(config.probes.services.units).toEqual(['nginx.service', 'app-*.service'])
+    expect(Object.keys(config.notifications.channels)).toEqual(['ops-email', 'hooks'])
   })
 
   it('starts with the two set-up commands', () => {

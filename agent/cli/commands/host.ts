@@ -22,9 +22,11 @@ Options:
   --config <file>  The configuration (default /etc/ansai/config.yaml when it exists; defaults otherwise).
   --all            Also list every healthy resource.
   --json           Print {host, findings, wouldFix, notifications, probeErrors, skippedPolicies} as JSON.
+  --exit-code      Exit 1 when something is critical or worse (for scripts and monitoring).
   -h, --help       Show this help.
 
-Exit codes: 0 nothing above warning, 1 something at critical or emergency, 2 bad usage or configuration.`
+Exit codes: 0 done (with --exit-code: nothing critical), 1 something critical (--exit-code), 2 bad usage or
+configuration.`
 
 const stateDirFor = (config: AgentConfig, purpose: string): string => {
   // A check keeps nothing: its collection caches go to a private temp dir when the state dir is not writable.
@@ -58,6 +60,7 @@ export const runCheck = async (argv: string[]): Promise<number> => {
       config: { type: 'string' },
       json: { type: 'boolean', default: false },
       all: { type: 'boolean', default: false },
+      'exit-code': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -154,7 +157,7 @@ export const runCheck = async (argv: string[]): Promise<number> => {
     console.log('\nPolicies left out:')
     for (const s of skipped) console.log(`  ${s.name}: ${s.reason}`)
   }
-  return worst >= RANK.critical ? 1 : 0
+  return values['exit-code'] && worst >= RANK.critical ? 1 : 0
 }
 
 export const RUN_HELP = `Usage: ansai run [--once] [--dry-run] [--config <file>] [--json]
