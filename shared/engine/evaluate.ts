@@ -71,6 +71,8 @@ interface Run {
   copiedPolicies: Set<string> | undefined
   findingsMode: 'all' | 'problems' | 'none'
   resolved: Incident[]
+  /** Resource states evaluated on an observation in this call, before and after copying. */
+  seen: Set<ResourceState>
   /** Resource states evaluated on an observation in this call (their working copies). */
   evaluated: Set<ResourceState> | undefined
 }
@@ -581,6 +583,11 @@ const evaluateResource = (
   fresh: boolean,
 ): void => {
   const prior = run.state.resources[p.name]?.[resource]
+  // One evaluation per resource per report: a repeated observation of the same resource is ignored.
+  if (prior) {
+    if (run.seen.has(prior)) return
+    run.seen.add(prior)
+  }
   let notes: string[] | undefined
 
   // Trend values.
@@ -654,6 +661,7 @@ const evaluateResource = (
   const values = pickValues(p, vars)
 
   const rs = working(run, p, resource)
+  run.seen.add(rs)
   run.evaluated ??= new Set()
   run.evaluated.add(rs)
   rs.hist = hist ?? rs.hist
@@ -799,6 +807,7 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
     copiedPolicies: undefined,
     findingsMode: input.findings ?? 'all',
     resolved: [],
+    seen: new Set(),
     evaluated: undefined,
   }
   if (input.results?.length) applyResults(run, input.results)
@@ -830,7 +839,6 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
   }
 
   const clock = { now }
-  const seen: string[] = []
   const byKind = new Map<string, Observation[]>()
   for (const obs of input.observations ?? NONE) {
     const list = byKind.get(obs.kind)
@@ -849,16 +857,10 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
     const probe = p.probe
     if (isReport) {
       const list = byKind.get(p.observe) ?? NONE
-      // One evaluation per resource per report: a repeated observation of the same resource is ignored.
-      let seenCount = 0
       for (const obs of list) {
         const o = obs as unknown as Record<string, unknown>
         if (p.match && !p.match(o)) continue
         const resource = probe.resource(obs as never)
-        let repeated = false
-        for (let i = 0; i < seenCount && !repeated; i++) repeated = seen[i] === resource
-        if (repeated) continue
-        seen[seenCount++] = resource
         evaluateResource(run, p, resource, varsFor(p, o, probe.derive(obs as never, clock)), obs, true)
       }
     } else if (probe.timeBased) {

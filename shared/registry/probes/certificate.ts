@@ -3,6 +3,18 @@ import type { ProbeDefinition } from '../types.ts'
 
 const DAY_MS = 86_400_000
 
+/** notAfter parsed once per distinct value: the same certificates come back every cycle. A bounded, pure memo. */
+const parsed = new Map<string, number>()
+const notAfterMs = (iso: string): number => {
+  let ms = parsed.get(iso)
+  if (ms === undefined) {
+    if (parsed.size >= 4096) parsed.clear()
+    ms = Date.parse(iso)
+    parsed.set(iso, ms)
+  }
+  return ms
+}
+
 export const certificateProbe: ProbeDefinition<'certificate'> = {
   kind: 'certificate',
   title: 'Certificates',
@@ -15,7 +27,7 @@ export const certificateProbe: ProbeDefinition<'certificate'> = {
     expired: { type: 'bool', description: 'notAfter is in the past' },
   },
   derive: (o, { now }) => {
-    const left = (Date.parse(o.notAfter) - now) / DAY_MS
+    const left = (notAfterMs(o.notAfter) - now) / DAY_MS
     return { daysLeft: left, expired: left <= 0 }
   },
   timeBased: true,
