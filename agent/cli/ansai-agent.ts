@@ -4,7 +4,7 @@
  * JSON result line (what SSM Run Command captures), `report` sends a report to the configured destination.
  */
 import { parseArgs } from 'node:util'
-import { UsageError } from './output.ts'
+import { runCli, UsageError } from './output.ts'
 
 const VERSION = '0.1.0'
 
@@ -139,22 +139,4 @@ const main = async (argv: string[]): Promise<number> => {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code
-  },
-  (err: unknown) => {
-    const name = (err as Error)?.name
-    if (
-      err instanceof UsageError ||
-      name === 'ConfigError' ||
-      (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
-    ) {
-      console.error(`ansai-agent: ${(err as Error).message}`)
-      process.exitCode = 2
-      return
-    }
-    console.error(err)
-    process.exitCode = 1
-  },
-)
+runCli('ansai-agent', main, ['ConfigError', 'PolicyFileError', 'PolicyLoadError'])

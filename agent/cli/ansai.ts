@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-import { PolicyFileError } from '../policy/files.ts'
-import { UsageError } from './output.ts'
+import { runCli, UsageError } from './output.ts'
 
 const VERSION = '0.1.0'
 
@@ -50,21 +49,4 @@ const main = async (argv: string[]): Promise<number> => {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code
-  },
-  (err: unknown) => {
-    if (
-      err instanceof UsageError ||
-      err instanceof PolicyFileError ||
-      (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
-    ) {
-      console.error(`ansai: ${(err as Error).message}`)
-      process.exitCode = 2
-      return
-    }
-    console.error(err)
-    process.exitCode = 1
-  },
-)
+runCli('ansai', main, ['PolicyFileError', 'ConfigError', 'PolicyLoadError'])

@@ -25,3 +25,26 @@ export const formatTable = (
 export class UsageError extends Error {
   override name = 'UsageError'
 }
+
+/** Run a CLI's main: its exit code, or a one-line message and exit 2 for errors a user can fix, a trace otherwise. */
+export const runCli = (
+  name: string,
+  main: (argv: string[]) => Promise<number>,
+  userErrors: readonly string[],
+): void => {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code
+    },
+    (err: unknown) => {
+      const e = err as { name?: string; message?: string; code?: string }
+      if (err instanceof UsageError || userErrors.includes(e?.name ?? '') || e?.code?.startsWith('ERR_PARSE_ARGS')) {
+        console.error(`${name}: ${e.message}`)
+        process.exitCode = 2
+        return
+      }
+      console.error(err)
+      process.exitCode = 1
+    },
+  )
+}

@@ -644,18 +644,8 @@ const evaluateResource = (
 
   // Fast path: a healthy resource whose state does not change is not copied.
   if (prior && hist === priorHist && !samples && !lastChanged && level === 'ok' && !prior.incident && !prior.level) {
-    if (run.findingsMode === 'all') {
-      const values = pickValues(p, vars)
-      run.findings.push({
-        host: run.host.id,
-        policy: p.name,
-        resource,
-        kind: p.observe,
-        level,
-        values,
-        notes: notes ?? (NO_NOTES as string[]),
-      })
-    }
+    if (run.findingsMode === 'all')
+      pushFinding(run, p, resource, level, pickValues(p, vars), notes ?? (NO_NOTES as string[]))
     return
   }
   const values = pickValues(p, vars)
@@ -714,6 +704,18 @@ const evaluateResource = (
 
   const current = rs.incident
   if (run.findingsMode === 'none' || (run.findingsMode === 'problems' && level === 'ok' && !current)) return
+  pushFinding(run, p, resource, level, values, out, current)
+}
+
+const pushFinding = (
+  run: Run,
+  p: CompiledPolicy,
+  resource: string,
+  level: Level,
+  values: Record<string, unknown>,
+  notes: string[],
+  incident?: Incident,
+): void => {
   run.findings.push({
     host: run.host.id,
     policy: p.name,
@@ -721,8 +723,8 @@ const evaluateResource = (
     kind: p.observe,
     level,
     values,
-    ...(current ? { incident: current.id, status: current.status } : {}),
-    notes: out,
+    ...(incident ? { incident: incident.id, status: incident.status } : {}),
+    notes,
   })
 }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { formatIssuePath as formatPath } from '../../contracts/issue-path.ts'
 
 /**
  * The `notifications:` part of the config file: named channels. A policy's `notify: [ops-email, slack]` names
@@ -123,17 +124,6 @@ export type ConsoleChannel = z.infer<typeof ConsoleChannelSchema>
 export type EmailChannel = z.infer<typeof EmailChannelSchema>
 export type WebhookChannel = z.infer<typeof WebhookChannelSchema>
 export type SlackChannel = z.infer<typeof SlackChannelSchema>
-
-const formatPath = (base: string, path: readonly PropertyKey[]): string =>
-  path.reduce<string>(
-    (acc, p) =>
-      typeof p === 'number'
-        ? `${acc}[${p}]`
-        : /^[A-Za-z_][A-Za-z0-9_-]*$/.test(String(p))
-          ? `${acc}.${String(p)}`
-          : `${acc}[${JSON.stringify(String(p))}]`,
-    base,
-  )
 
 type Issue = { path: PropertyKey[]; message: string; code?: string; issues?: Issue[]; key?: unknown }
 
