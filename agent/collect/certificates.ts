@@ -1,7 +1,6 @@
 import type { X509Certificate } from 'node:crypto'
 import { isIP } from 'node:net'
 import type { ProbesConfig } from '../config/probes.ts'
-import { parsePemCertificate, x509ToObservation } from '../probes/certificate.ts'
 import {
   type CollectContext,
   describeError,
@@ -16,6 +15,9 @@ import {
 import { expandGlob } from './glob.ts'
 
 const PROBE = 'certificate'
+
+/** The parser (node:crypto X509Certificate), loaded only when there is a certificate to read. */
+const parser = () => import('../probes/certificate.ts')
 
 /** How an endpoint names itself in observations: `host:port` (`[::1]:443`), `servername@host:port` with SNI. */
 export const endpointSource = (t: TlsTarget): string => {
@@ -76,7 +78,7 @@ async function collectFiles(globs: readonly string[], ctx: CollectContext, out: 
         out.errors.push({ probe: PROBE, reason: fsReason(path, err) })
         continue
       }
-      const parsed = parsePemCertificate(pem, { source: path, sourceType: 'file' })
+      const parsed = (await parser()).parsePemCertificate(pem, { source: path, sourceType: 'file' })
       if (parsed.ok) out.observations.push(parsed.value)
       else out.errors.push(parsed.error)
     }
@@ -100,7 +102,7 @@ export async function collectCertificates(
     try {
       // the fetcher has its own timeout; this one is a backstop for an injected one that hangs
       const cert = await withTimeout(fetch(target, config.timeoutMs), config.timeoutMs + 500, 'TLS handshake')
-      return { ok: true as const, obs: x509ToObservation(cert, { source, sourceType: 'endpoint' }) }
+      return { ok: true as const, obs: (await parser()).x509ToObservation(cert, { source, sourceType: 'endpoint' }) }
     } catch (err) {
       return { ok: false as const, reason: `${source}: ${describeError(err)}` }
     }

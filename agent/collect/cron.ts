@@ -1,5 +1,4 @@
 import type { ProbesConfig } from '../config/probes.ts'
-import { parseCronHeartbeat } from '../probes/cron-heartbeat.ts'
 import { type CollectContext, emptyOutput, errnoOf, fsReason, mapLimit, type ProbeOutput } from './context.ts'
 
 const PROBE = 'cron'
@@ -29,10 +28,12 @@ export async function collectCron(config: ProbesConfig['cron'], ctx: CollectCont
     .filter((job) => JOB_NAME.test(job))
     .sort()
     .slice(0, MAX_MARKERS)
+  // The parser is loaded only when there are markers (it checks timestamps with the contracts' zod schema).
+  const parser = jobs.length > 0 ? await import('../probes/cron-heartbeat.ts') : undefined
   const read = await mapLimit(jobs, 16, async (job) => {
     const path = `${config.markerDir}/${job}.json`
     try {
-      return parseCronHeartbeat(await ctx.fs.readFile(path), job)
+      return parser!.parseCronHeartbeat(await ctx.fs.readFile(path), job)
     } catch (err) {
       return { ok: false as const, error: { probe: PROBE, reason: fsReason(path, err) } }
     }

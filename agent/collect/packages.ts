@@ -3,7 +3,6 @@ import type { ObservationOf, ProbeError } from '../../shared/contracts/index.ts'
 import { parseDuration } from '../../shared/engine/duration.ts'
 import type { ProbesConfig } from '../config/probes.ts'
 import type { RunResult } from '../os/exec.ts'
-import { parseAptUpgradable, parseDnfUpdates } from '../probes/apt-upgradable.ts'
 import {
   type CollectContext,
   cEnvironment,
@@ -59,6 +58,7 @@ async function checkApt(ctx: CollectContext, timeoutMs: number): Promise<CheckRe
     () => true,
     () => false,
   )
+  const { parseAptUpgradable } = await import('../probes/apt-upgradable.ts')
   const parsed = parseAptUpgradable(result.stdout, { rebootRequired })
   return parsed.ok ? { observation: parsed.value, problems: parsed.problems } : { error: parsed.error.reason }
 }
@@ -77,6 +77,7 @@ async function checkDnf(ctx: CollectContext, manager: 'dnf' | 'yum', timeoutMs: 
     const sec = await runManager(ctx, 'dnf', ['-q', '-C', 'updateinfo', 'list', '--security'], timeoutMs)
     if (!commandFailure('dnf updateinfo', sec)) security = sec.stdout
   }
+  const { parseDnfUpdates } = await import('../probes/apt-upgradable.ts')
   const parsed = parseDnfUpdates(check.stdout, security, { manager })
   const problems = [...(parsed.ok ? parsed.problems : [])]
   if (manager === 'dnf' && security === undefined) {

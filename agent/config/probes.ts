@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { DurationSchema } from '../../shared/contracts/index.ts'
+import { formatIssuePath as formatPath } from '../../shared/contracts/issue-path.ts'
 import { parseDuration } from '../../shared/engine/duration.ts'
 
 /**
@@ -40,7 +40,13 @@ export const UnitPatternSchema = z
   .transform((name) => (UNIT_SUFFIX.test(name) ? name : `${name}.service`))
   .describe('A systemd unit name or glob, e.g. nginx.service or app-*.service; without a type suffix, .service')
 
-const hasControlCharacter = (text: string): boolean => /[\u0000-\u001f\u007f]/.test(text)
+const hasControlCharacter = (text: string): boolean => {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code < 0x20 || code === 0x7f) return true
+  }
+  return false
+}
 
 /** An absolute path glob: `*`, `?` and `[...]` within one directory level; `**` is refused. */
 export const FileGlobSchema = z
@@ -121,8 +127,15 @@ export const EndpointSchema = z
   .describe('A TLS endpoint as "host:port" (IPv6 in brackets) or { host, port, servername }')
 export type Endpoint = { host: string; port: number; servername?: string | undefined }
 
+/**
+ * A duration as policies write them (`30m`, `6h`, `1h30m`; see shared/contracts/policy.ts), at least `minMs`. Not
+ * imported from the contracts: the agent's config must load without the whole policy language.
+ */
 const durationAtLeast = (minMs: number, what: string) =>
-  DurationSchema.refine((d) => parseDuration(d) >= minMs, `at least ${what}`)
+  z
+    .string()
+    .regex(/^(\d+(ms|s|m|h|d|w))+$/, 'a duration such as 30m, 6h or 1d')
+    .refine((d) => parseDuration(d) >= minMs, `at least ${what}`)
 
 export const ServicesConfigSchema = z
   .strictObject({
@@ -338,17 +351,6 @@ export const ProbesConfigSchema = z
 export type ProbesConfig = z.infer<typeof ProbesConfigSchema>
 export type ProbesConfigInput = z.input<typeof ProbesConfigSchema>
 export type BackupJob = z.infer<typeof BackupJobSchema>
-
-const formatPath = (base: string, path: readonly PropertyKey[]): string =>
-  path.reduce<string>(
-    (acc, p) =>
-      typeof p === 'number'
-        ? `${acc}[${p}]`
-        : /^[A-Za-z_][A-Za-z0-9_-]*$/.test(String(p))
-          ? `${acc}.${String(p)}`
-          : `${acc}[${JSON.stringify(String(p))}]`,
-    base,
-  )
 
 export type ParsedProbesConfig = { ok: true; config: ProbesConfig } | { ok: false; errors: string[] }
 

@@ -8,7 +8,7 @@ import { evaluate } from '../../../shared/engine/evaluate.ts'
 import type { HostState } from '../../../shared/engine/state.ts'
 import { type AgentConfig, loadAgentConfig } from '../../config/config.ts'
 import { loadHostPolicies } from '../../policy/load-config.ts'
-import { formatTable, printJson, UsageError } from '../output.ts'
+import { formatTable, printJson } from '../output.ts'
 
 const VERSION = '0.1.0'
 

@@ -88,8 +88,8 @@ describe('ProbesConfigSchema', () => {
       const s = schema as { description?: string; def?: Record<string, unknown>; shape?: Record<string, unknown> }
       const def = s.def as { type?: string; innerType?: unknown; element?: unknown; shape?: Record<string, unknown> }
       if (def?.type === 'default' || def?.type === 'prefault' || def?.type === 'optional') {
-        if (!s.description && !(def.innerType as { description?: string }).description) undocumented.push(path)
-        return walk(def.innerType, path)
+        walk(def.innerType, path)
+        return
       }
       if (def?.type === 'object') {
         for (const [key, child] of Object.entries(def.shape ?? {})) {
