@@ -22,7 +22,8 @@ export async function collectServices(config: ProbesConfig['services'], ctx: Col
   let failed: string[] = []
   if (config.failedAny) {
     const listed = await systemctl(ctx, ['list-units', '--failed', '--plain', '--no-legend', '--full', '--no-pager'])
-    if (listed.ok) failed = parseListUnits(listed.stdout)
+    // ANSAI's own units (a report hook that hit its start limit) are not ANSAI's to restart: systemd and people are.
+    if (listed.ok) failed = parseListUnits(listed.stdout).filter((u) => !u.startsWith('ansai-'))
     else out.errors.push({ probe: PROBE, reason: `failed units unknown: ${listed.reason}` })
   }
   const units = uniqueUnits([...config.units, ...failed])

@@ -171,9 +171,11 @@ Options:
   --dry-run        Decide and tell, change nothing.
   --config <file>  The configuration (default /etc/ansai/config.yaml when it exists).
   --json           Print each cycle's outcome as one JSON line.
+  --exit-code      With --once: exit 3 when a critical incident is still open after the cycle (for monitoring).
   -h, --help       Show this help.
 
-Without --once it runs a cycle every 'interval' (default 60s) until SIGINT or SIGTERM.`
+Without --once it runs a cycle every 'interval' (default 60s) until SIGINT or SIGTERM. Exit codes: 0 the cycle
+ran, 1 it failed, 2 bad usage or configuration, 3 (--exit-code) something critical is open.`
 
 export const runRun = async (argv: string[]): Promise<number> => {
   const { values } = parseArgs({
@@ -183,6 +185,7 @@ export const runRun = async (argv: string[]): Promise<number> => {
       'dry-run': { type: 'boolean', default: false },
       config: { type: 'string' },
       json: { type: 'boolean', default: false },
+      'exit-code': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -210,7 +213,7 @@ export const runRun = async (argv: string[]): Promise<number> => {
       const outcome = await rt.cycle()
       if (values.json) console.log(JSON.stringify(outcome))
       else rt.print(outcome)
-      worst = outcome.openCritical ? 1 : 0
+      worst = values['exit-code'] && outcome.openCritical ? 3 : 0
       if (values.once || stop) break
       await rt.sleep(parseDuration(config.interval), () => stop)
     } while (!stop)
