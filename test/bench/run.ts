@@ -47,3 +47,11 @@ const w = Math.max(...rows.map((r) => r[0].length))
 const v = Math.max(...rows.map((r) => r[1].length))
 for (const [name, value, goal] of rows) console.log(`${name.padEnd(w)}  ${value.padStart(v)}  ${goal}`)
 console.log(`\n${notes.join('\n')}`)
+
+// Service crash → restarted and verified, on a real systemd, against Monit on the same unit (about 8 minutes, root).
+// `npm run bench -- --engine-only` skips it.
+if (!process.argv.includes('--engine-only')) {
+  const { formatCrashRestartBench, runCrashRestartBench } = await import('./crash-restart.ts')
+  console.log('\nService crash → active again (real systemd 252 in a PID namespace; Monit 5.33 on the same unit):')
+  console.log(formatCrashRestartBench(await runCrashRestartBench()))
+}
