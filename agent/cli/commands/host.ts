@@ -209,11 +209,13 @@ export const runRun = async (argv: string[]): Promise<number> => {
   process.once('SIGTERM', onSignal)
   try {
     let worst = 0
+    let rounds = 0
     do {
       const outcome = await rt.cycle()
       if (values.json) console.log(JSON.stringify(outcome))
       else rt.print(outcome)
       worst = values['exit-code'] && outcome.openCritical ? 3 : 0
+      if (values.once && (await failedAgain(process.env.ANSAI_TRIGGER, ++rounds))) continue
       if (values.once || stop) break
       await rt.sleep(parseDuration(config.interval), () => stop)
     } while (!stop)
@@ -221,4 +223,18 @@ export const runRun = async (argv: string[]): Promise<number> => {
   } finally {
     rt.close()
   }
+}
+
+/**
+ * Run from a unit's OnFailure= hook (`ANSAI_TRIGGER` is the failed unit): systemd folds a failure that comes while
+ * the hook still runs into the running start, so before exiting look at the unit once more and run another cycle
+ * when it failed again (at most 3 in all).
+ */
+const failedAgain = async (unit: string | undefined, rounds: number): Promise<boolean> => {
+  if (!unit || rounds >= 3 || !/^[A-Za-z0-9_][A-Za-z0-9@._:-]*$/.test(unit)) return false
+  const { runCommand } = await import('../../os/exec.ts')
+  const r = await runCommand('systemctl', ['is-failed', '--quiet', '--', unit], { timeoutMs: 5_000 }).catch(
+    () => undefined,
+  )
+  return r?.exitCode === 0
 }
