@@ -242,9 +242,8 @@ export class SqliteStore implements StateStore {
     let db: DatabaseSync | undefined
     try {
       if (file !== ':memory:') prepareFile(file)
-      db = new DatabaseSync(file, { timeout: busy, enableForeignKeyConstraints: true })
-      db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.trunc(busy))}`)
-      db.exec('PRAGMA foreign_keys = ON')
+      // `timeout` is SQLite's busy timeout, `enableForeignKeyConstraints` its foreign_keys pragma.
+      db = new DatabaseSync(file, { timeout: Math.max(0, Math.trunc(busy)), enableForeignKeyConstraints: true })
       const mode = String((db.prepare('PRAGMA journal_mode = WAL').get() as Row | undefined)?.journal_mode)
       const store = new SqliteStore(file, db, mode)
       store.migrate(options.migrations ?? MIGRATIONS)

@@ -53,6 +53,28 @@ export function failureText(argv: string[], r: RunResult): string {
   return shortenMiddle(`${argv.join(' ')}: ${how}${err ? `: ${err}` : ''}`, 500)
 }
 
+/** The outcome of a cleanup command that ran: done with the bytes it freed, or failed with why (and what it freed). */
+const commandOutcome = (
+  argv: string[],
+  r: RunResult,
+  bytes: number,
+  evidence: Record<string, unknown>,
+  category: string,
+): CommandOutcome => {
+  const target = argv.join(' ')
+  if (!ok(r)) {
+    const reason = failureText(argv, r)
+    return {
+      status: 'failed',
+      bytes,
+      reason,
+      evidence,
+      audit: [{ action: 'run-failed', target, category, detail: reason }],
+    }
+  }
+  return { status: 'done', bytes, evidence, audit: [{ action: 'run', target, bytes, category }] }
+}
+
 const spawnFailure = (err: unknown): string => (err instanceof Error ? err.message : String(err))
 
 const sumMeasured = (dirs: readonly string[]): number | undefined => {
@@ -100,22 +122,7 @@ export async function cleanPackageCache(ctx: ExecutorContext, paths: CommandPath
         cacheBytesBefore: before,
         cacheBytesAfter: after,
       }
-      if (!ok(r)) {
-        const reason = failureText(argv, r)
-        return {
-          status: 'failed',
-          bytes,
-          reason,
-          evidence,
-          audit: [{ action: 'run-failed', target: argv.join(' '), category: 'package-cache', detail: reason }],
-        }
-      }
-      return {
-        status: 'done',
-        bytes,
-        evidence,
-        audit: [{ action: 'run', target: argv.join(' '), bytes, category: 'package-cache' }],
-      }
+      return commandOutcome(argv, r, bytes, evidence, 'package-cache')
     }
   } catch (err) {
     return { status: 'failed', bytes: 0, reason: spawnFailure(err), evidence: {}, audit: [] }
@@ -179,22 +186,7 @@ export async function vacuumJournal(ctx: ExecutorContext, size: string, paths: C
       bytes = Math.max(0, usageBefore - usageAfter)
       evidence.measure = 'journalctl --disk-usage (one decimal)'
     }
-    if (!ok(r)) {
-      const reason = failureText(argv, r)
-      return {
-        status: 'failed',
-        bytes,
-        reason,
-        evidence,
-        audit: [{ action: 'run-failed', target: argv.join(' '), category: 'journal', detail: reason }],
-      }
-    }
-    return {
-      status: 'done',
-      bytes,
-      evidence,
-      audit: [{ action: 'run', target: argv.join(' '), bytes, category: 'journal' }],
-    }
+    return commandOutcome(argv, r, bytes, evidence, 'journal')
   } catch (err) {
     return { status: 'failed', bytes: 0, reason: spawnFailure(err), evidence: {}, audit: [] }
   }
@@ -254,34 +246,22 @@ export async function pruneContainerImages(ctx: ExecutorContext): Promise<Comman
       const r = await tryRun(ctx, 'docker', dockerArgv.slice(1), CONTAINER_TIMEOUT_MS)
       if (r !== 'missing') {
         if (ok(r)) {
-          const reclaimed = parseDockerReclaimed(r.stdout)
-          const deleted = r.stdout.split('\n').filter((l) => /^deleted: /i.test(l)).length
-          return {
-            status: 'done',
-            bytes: reclaimed ?? 0,
-            evidence: {
+          return commandOutcome(
+            dockerArgv,
+            r,
+            parseDockerReclaimed(r.stdout) ?? 0,
+            {
               engine: 'docker',
               command: dockerArgv,
-              layersDeleted: deleted,
+              layersDeleted: r.stdout.split('\n').filter((l) => /^deleted: /i.test(l)).length,
               measure: 'docker: Total reclaimed space (decimal units, 3 significant digits)',
               reclaimedText: /Total reclaimed space:.*/.exec(r.stdout)?.[0],
             },
-            audit: [
-              { action: 'run', target: dockerArgv.join(' '), bytes: reclaimed ?? 0, category: 'container-images' },
-            ],
-          }
+            'container-images',
+          )
         }
         if (!DAEMON_DOWN.test(r.stderr + r.stdout)) {
-          const reason = failureText(dockerArgv, r)
-          return {
-            status: 'failed',
-            bytes: 0,
-            reason,
-            evidence: { engine: 'docker', command: dockerArgv },
-            audit: [
-              { action: 'run-failed', target: dockerArgv.join(' '), category: 'container-images', detail: reason },
-            ],
-          }
+          return commandOutcome(dockerArgv, r, 0, { engine: 'docker', command: dockerArgv }, 'container-images')
         }
         dockerReason = 'docker daemon not running'
       }
@@ -317,24 +297,7 @@ export async function pruneContainerImages(ctx: ExecutorContext): Promise<Comman
           imagesRemoved: r.stdout.split('\n').filter((l) => l.trim().length > 0).length,
           measure: 'podman images: sum of image sizes before minus after (shared layers counted per image)',
         }
-        if (!ok(r)) {
-          const reason = failureText(podmanArgv, r)
-          return {
-            status: 'failed',
-            bytes,
-            reason,
-            evidence,
-            audit: [
-              { action: 'run-failed', target: podmanArgv.join(' '), category: 'container-images', detail: reason },
-            ],
-          }
-        }
-        return {
-          status: 'done',
-          bytes,
-          evidence,
-          audit: [{ action: 'run', target: podmanArgv.join(' '), bytes, category: 'container-images' }],
-        }
+        return commandOutcome(podmanArgv, r, bytes, evidence, 'container-images')
       }
     }
   } catch (err) {
