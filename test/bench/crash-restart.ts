@@ -33,6 +33,7 @@ import {
   type AnsaiRelease,
   buildAnsaiForMachine,
   installAnsai,
+  machineConfig,
 } from '../support/ansai-machine.ts'
 import { SystemdMachine } from '../support/systemd/machine.ts'
 
@@ -66,20 +67,7 @@ export interface CrashRestartOptions {
 const REPORT_UNIT = 'ansai-report@demo.service.service'
 const POLL_MS = 20
 
-const CONFIG_YAML = `host: { id: bench-crash-restart }
-policies: { builtin: false, paths: [/etc/ansai/policies] }
-probes:
-  services: { units: [demo.service], failedAny: false }
-  processMemory: { units: [] }
-  filesystems: { enabled: false }
-  memory: { enabled: false }
-  certificates: { files: [] }
-  cron: { enabled: false }
-  packages: { enabled: false }
-  containers: { enabled: false }
-  custom: { enabled: false }
-state: { dir: /var/lib/ansai }
-`
+const CONFIG_YAML = machineConfig({ hostId: 'bench-crash-restart', services: ['demo.service'], failedAny: false })
 
 const POLICY_YAML = `apiVersion: ansai/v1
 kind: Policy

@@ -17,7 +17,13 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type AnsaiRelease, ansai, buildAnsaiForMachine, installAnsai } from '../support/ansai-machine.ts'
+import {
+  type AnsaiRelease,
+  ansai,
+  buildAnsaiForMachine,
+  installAnsai,
+  machineConfig,
+} from '../support/ansai-machine.ts'
 import { requireOrSkip } from '../support/require.ts'
 import { SystemdMachine } from '../support/systemd/machine.ts'
 
@@ -36,20 +42,11 @@ const MiB = 1024 * 1024
 const LIMIT = 128 * MiB
 const CYCLE_MS = 2000
 
-const CONFIG_YAML = `host: { id: e2e-memory, tags: { role: test } }
-policies: { builtin: false, paths: [/etc/ansai/policies] }
-probes:
-  services: { units: [], failedAny: false }
-  processMemory: { units: [leak.service, flat.service] }
-  filesystems: { enabled: false }
-  memory: { enabled: false }
-  certificates: { files: [] }
-  cron: { enabled: false }
-  packages: { enabled: false }
-  containers: { enabled: false }
-  custom: { enabled: false }
-state: { dir: /var/lib/ansai }
-`
+const CONFIG_YAML = machineConfig({
+  hostId: 'e2e-memory',
+  failedAny: false,
+  processMemory: ['leak.service', 'flat.service'],
+})
 
 /** The baseline's memory-leak policy, scaled from hours to seconds: a 1 min window, critical under 30 s to OOM. */
 const POLICY_YAML = `apiVersion: ansai/v1

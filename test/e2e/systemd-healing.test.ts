@@ -15,7 +15,13 @@
  * even from a later cycle.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type AnsaiRelease, ansai, buildAnsaiForMachine, installAnsai } from '../support/ansai-machine.ts'
+import {
+  type AnsaiRelease,
+  ansai,
+  buildAnsaiForMachine,
+  installAnsai,
+  machineConfig,
+} from '../support/ansai-machine.ts'
 import { requireOrSkip } from '../support/require.ts'
 import { SystemdMachine } from '../support/systemd/machine.ts'
 
@@ -33,20 +39,7 @@ const note = (message: string): void => {
 const REPORT_UNIT = 'ansai-report@demo.service.service'
 
 /** Only what this test needs is observed: demo.service (and systemd's failed units, as on a host). */
-const CONFIG_YAML = `host: { id: e2e-systemd, tags: { role: test } }
-policies: { builtin: false, paths: [/etc/ansai/policies] }
-probes:
-  services: { units: [demo.service] }
-  processMemory: { units: [] }
-  filesystems: { enabled: false }
-  memory: { enabled: false }
-  certificates: { files: [] }
-  cron: { enabled: false }
-  packages: { enabled: false }
-  containers: { enabled: false }
-  custom: { enabled: false }
-state: { dir: /var/lib/ansai }
-`
+const CONFIG_YAML = machineConfig({ hostId: 'e2e-systemd', services: ['demo.service'] })
 
 /**
  * The baseline's service-failed policy, for demo.service only, with two guards set out of the way so that what is

@@ -79,3 +79,27 @@ export const installAnsai = async (
 /** `ansai <args>` inside the machine, as root, with the installed config; never throws for a non-zero exit. */
 export const ansai = (machine: SystemdMachine, ...args: string[]): Promise<ExecResult> =>
   machine.exec([ANSAI_BIN, ...args, '--config', ANSAI_CONFIG], { timeoutMs: 120_000 })
+
+/**
+ * An ANSAI config for a test machine that observes only the given services and per-service memory (every other
+ * probe off), with the policies in /etc/ansai/policies and the state in /var/lib/ansai.
+ */
+export const machineConfig = (opts: {
+  hostId: string
+  services?: readonly string[]
+  failedAny?: boolean
+  processMemory?: readonly string[]
+}): string => `host: { id: ${opts.hostId}, tags: { role: test } }
+policies: { builtin: false, paths: [${ANSAI_POLICY_DIR}] }
+probes:
+  services: { units: [${(opts.services ?? []).join(', ')}], failedAny: ${opts.failedAny ?? true} }
+  processMemory: { units: [${(opts.processMemory ?? []).join(', ')}] }
+  filesystems: { enabled: false }
+  memory: { enabled: false }
+  certificates: { files: [] }
+  cron: { enabled: false }
+  packages: { enabled: false }
+  containers: { enabled: false }
+  custom: { enabled: false }
+state: { dir: /var/lib/ansai }
+`
