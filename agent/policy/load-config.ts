@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs'
-import type { Policy } from '../../shared/contracts/index.ts'
-import { type CompiledPolicySet, compilePolicies } from '../../shared/engine/compile.ts'
-import { formatPolicyError, loadPolicies, type PolicySource } from '../../shared/policy/load.ts'
-import { findRemediation } from '../../shared/registry/remediations/index.ts'
+import type { CompiledPolicySet } from '../../shared/engine/compile.ts'
+import type { PolicySource } from '../../shared/policy/load.ts'
+import { selectPolicies } from '../../shared/policy/select.ts'
 import type { AgentConfig } from '../config/config.ts'
 import { readPolicySources } from './files.ts'
 
@@ -24,9 +23,6 @@ export interface LoadedPolicies {
   skipped: { name: string; reason: string }[]
 }
 
-const plannedIn = (p: Policy): string[] =>
-  p.spec.remediate.flatMap((s) => ('run' in s && findRemediation(s.run)?.status === 'planned' ? [s.run] : []))
-
 /**
  * The policies a host runs: the baseline pack (unless turned off) and the configured files, minus the disabled
  * ones. Any error fails the load, with file and line. A policy whose remediation is still `planned` is left out,
@@ -37,31 +33,9 @@ export const loadHostPolicies = (config: AgentConfig, opts: { forExecution: bool
     ...(config.policies.builtin ? builtinPolicySources() : []),
     ...readPolicySources(config.policies.paths),
   ]
-  const loaded = loadPolicies(sources, { allowPlanned: true })
-  if (loaded.errors.length) {
-    throw new PolicyLoadError(
-      `the policies do not load:\n${loaded.errors.map((e) => `  ${formatPolicyError(e)}`).join('\n')}`,
-    )
+  const selected = selectPolicies(sources, { disable: config.policies.disable, forExecution: opts.forExecution })
+  if (selected.errors.length) {
+    throw new PolicyLoadError(`the policies do not load:\n${selected.errors.map((e) => `  ${e}`).join('\n')}`)
   }
-  const skipped: LoadedPolicies['skipped'] = []
-  const kept = loaded.policies.filter((p) => {
-    if (config.policies.disable.includes(p.metadata.name)) {
-      skipped.push({ name: p.metadata.name, reason: 'disabled in the configuration' })
-      return false
-    }
-    const planned = plannedIn(p)
-    if (opts.forExecution && planned.length) {
-      skipped.push({ name: p.metadata.name, reason: `uses ${planned.join(', ')}, not built yet (planned)` })
-      return false
-    }
-    return true
-  })
-  // A kept policy may depend on a dropped one: compile again and say so.
-  const { set, errors } = compilePolicies(kept, { allowPlanned: !opts.forExecution })
-  if (errors.length) {
-    throw new PolicyLoadError(
-      `the policies do not load once ${skipped.map((s) => s.name).join(', ')} are left out:\n${errors.map((e) => `  ${e.policy}: ${e.path.join('.')}: ${e.message}`).join('\n')}`,
-    )
-  }
-  return { set, skipped }
+  return { set: selected.set, skipped: selected.skipped }
 }

@@ -15,6 +15,8 @@ export const EventTypeSchema = z.enum([
   'ansai.fix.verified.v1',
   'ansai.fix.failed.v1',
   'ansai.fix.skipped.v1',
+  /** The fleet's daily summary (`send-digest`); not an incident event. */
+  'ansai.digest.sent.v1',
 ])
 export type EventType = z.infer<typeof EventTypeSchema>
 

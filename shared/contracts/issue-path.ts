@@ -9,3 +9,14 @@ export const formatIssuePath = (base: string, path: readonly PropertyKey[]): str
           : `${acc}[${JSON.stringify(String(p))}]`,
     base,
   )
+
+/** The first `max` issues of a failed parse, `path: message; path: message`, for one-line errors. */
+export const formatIssues = (
+  base: string,
+  issues: readonly { path: readonly PropertyKey[]; message: string }[],
+  max = 5,
+): string =>
+  issues
+    .slice(0, max)
+    .map((i) => `${formatIssuePath(base, i.path)}: ${i.message}`)
+    .join('; ')

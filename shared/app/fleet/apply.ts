@@ -1,0 +1,164 @@
+import type { Host, Incident, Observation, RemediationResultV1 } from '../../contracts/index.ts'
+import type { CompiledPolicySet } from '../../engine/compile.ts'
+import { type EvaluateOutput, evaluate } from '../../engine/evaluate.ts'
+import { allResources, type HostState } from '../../engine/state.ts'
+import type { AnsaiEvent, ActionQueue, EventPublisher, FleetStore, NotificationQueue } from '../../ports/fleet.ts'
+import { ConflictError } from '../../ports/store.ts'
+import { buildNotifications, type FixOutcome } from '../notify/build.ts'
+
+/** What every fleet use case that evaluates a host needs; composed once per cold start. */
+export interface FleetDeps {
+  policies: CompiledPolicySet
+  store: FleetStore
+  actions: ActionQueue
+  notifications: NotificationQueue
+  events: EventPublisher
+  /** Configured channel names (an escalation target naming one is sent there). */
+  channels: readonly string[]
+  /** Channels for policies that name none. */
+  defaultChannels: readonly string[]
+  /** The whole fleet decides and tells, and never sends a command. */
+  dryRun: boolean
+  clock: () => Date
+}
+
+/** What one evaluation of a host did. */
+export interface Applied {
+  /** False when the state was unchanged and nothing was decided (a quiet tick writes nothing). */
+  changed: boolean
+  /** A report at or below the last applied sequence: only its trend samples were kept. */
+  stale: boolean
+  /** The stored state the evaluation started from (undefined for a new host). */
+  before: HostState | undefined
+  out: EvaluateOutput
+}
+
+const MAX_CONFLICTS = 5
+
+/**
+ * Results of fixes still pending in the host's incidents, from the store: `record-command-result` stores them as SSM
+ * reports them; the next evaluation of the host applies them (a result applies once: only to a pending attempt).
+ */
+export const pendingResults = async (store: FleetStore, state: HostState | undefined): Promise<RemediationResultV1[]> => {
+  if (!state) return []
+  const keys: string[] = []
+  for (const rs of allResources(state)) {
+    for (const a of rs.incident?.attempts ?? []) if (a.status === 'pending') keys.push(a.key)
+  }
+  const results: RemediationResultV1[] = []
+  for (const key of keys) {
+    const action = await store.getAction(key)
+    if (action?.result) results.push(action.result)
+  }
+  return results
+}
+
+const unchanged = (before: HostState | undefined, after: HostState): boolean =>
+  before !== undefined &&
+  before.resources === after.resources &&
+  before.lastSeq === after.lastSeq &&
+  before.lastSeenAt === after.lastSeenAt
+
+export const eventsOf = (out: EvaluateOutput): AnsaiEvent[] =>
+  out.decisions.flatMap((d) =>
+    d.type === 'notify'
+      ? [
+          {
+            type: d.event,
+            time: d.at,
+            host: d.host,
+            incidentId: d.incidentId,
+            policy: d.policy,
+            resource: d.resource,
+            detail: { key: d.key, severity: d.severity, summary: d.summary, evidence: d.evidence },
+          },
+        ]
+      : [],
+  )
+
+/**
+ * Evaluate one host (a report's observations, or a tick when there are none) against its stored state and carry the
+ * decisions out: record them, queue the fixes and the messages, publish the events, then move the state forward with
+ * a conditional write.
+ *
+ * The side effects come before the state write, and all of them are idempotent by deterministic keys (decision keys,
+ * message ids; the actions FIFO queue deduplicates by key and the dispatcher claims each key once). So a crash at any
+ * point is repaired by the redelivery of the same report: until the state write lands, the same input gives the same
+ * decisions again; after it, the report is stale and decides nothing new. A lost race with another writer of the same
+ * host re-reads and re-evaluates.
+ */
+export const applyToHost = async (
+  deps: FleetDeps,
+  input: { host: Host; observations?: readonly Observation[]; seq?: number; now: string },
+): Promise<Applied> => {
+  const { store } = deps
+  for (let attempt = 1; ; attempt++) {
+    const stored = await store.getHostState(input.host.id)
+    const results = await pendingResults(store, stored?.state)
+    const out = evaluate({
+      policies: deps.policies,
+      host: input.host,
+      ...(input.observations ? { observations: input.observations } : {}),
+      ...(input.seq !== undefined ? { seq: input.seq } : {}),
+      results,
+      state: stored?.state,
+      now: input.now,
+      dryRun: deps.dryRun,
+      findings: 'none',
+    })
+    const stale = input.seq !== undefined && stored !== undefined && input.seq <= stored.state.lastSeq
+    if (unchanged(stored?.state, out.nextState) && out.decisions.length === 0 && out.incidents.length === 0) {
+      return { changed: false, stale, before: stored?.state, out }
+    }
+    await carryOut(deps, input.host, out, results)
+    try {
+      await store.putHostState(input.host.id, out.nextState, stored?.version)
+      return { changed: true, stale, before: stored?.state, out }
+    } catch (err) {
+      if (err instanceof ConflictError && attempt < MAX_CONFLICTS) continue
+      throw err
+    }
+  }
+}
+
+const carryOut = async (
+  deps: FleetDeps,
+  host: Host,
+  out: EvaluateOutput,
+  results: readonly RemediationResultV1[],
+): Promise<void> => {
+  const at = deps.clock().toISOString()
+  const { store } = deps
+  if (out.decisions.length > 0) await store.recordDecisions(host.id, out.decisions, at)
+  for (const inc of out.incidents) await store.upsertIncident(inc)
+
+  const fixes = out.decisions.filter((d) => d.type === 'remediate' && !d.dryRun)
+  if (fixes.length > 0) await deps.actions.send(fixes.filter((d) => d.type === 'remediate'))
+
+  const outcomes: FixOutcome[] = results.map((result) => ({ incidentId: incidentOf(out.incidents, result.key), result }))
+  const messages = buildNotifications({
+    decisions: out.decisions,
+    results: outcomes,
+    hosts: [host],
+    channels: deps.channels,
+    defaultChannels: deps.defaultChannels,
+  })
+  if (messages.length > 0) await deps.notifications.send(messages)
+  const events = eventsOf(out)
+  if (events.length > 0) await deps.events.publish(events)
+
+  await store.appendAudit(
+    out.decisions.map((d) => ({
+      kind: 'decision' as const,
+      at,
+      hostId: host.id,
+      incidentId: d.incidentId,
+      key: d.key,
+      id: `decision:${d.key}`,
+      data: { decision: d },
+    })),
+  )
+}
+
+const incidentOf = (incidents: readonly Incident[], key: string): string =>
+  incidents.find((i) => i.attempts.some((a) => a.key === key))?.id ?? ''
