@@ -26,7 +26,4 @@ export const createObservability = (functionName: string): Observability => ({
  * flushed after each invocation, the handler traced. The handler itself stays a thin call into one use case.
  */
 export const withStandardStack = <E, R>(obs: Observability, handler: (event: E, context: Context) => Promise<R>) =>
-  middy(handler)
-    .use(injectLambdaContext(obs.logger))
-    .use(captureLambdaHandler(obs.tracer))
-    .use(logMetrics(obs.metrics))
+  middy(handler).use(injectLambdaContext(obs.logger)).use(captureLambdaHandler(obs.tracer)).use(logMetrics(obs.metrics))

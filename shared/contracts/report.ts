@@ -26,3 +26,23 @@ export const ReportV1Schema = z
   .strict()
 export type ReportV1 = z.infer<typeof ReportV1Schema>
 export type ReportV1Input = z.input<typeof ReportV1Schema>
+
+/**
+ * What the agent's transport puts on the reports queue: the reports of one host taken since the last send, oldest
+ * first. The agent samples every 60 s and sends at once when a policy's state changes; otherwise the samples ride
+ * along with a heartbeat every 15 minutes, so the fleet gets every sample for trends at a fraction of the requests.
+ */
+export const ReportBatchV1Schema = z
+  .object({
+    schema: z.literal('ansai.report-batch.v1'),
+    /** Why it was sent now: a state change, the heartbeat, the spool running full, or an operator. */
+    reason: z.enum(['change', 'heartbeat', 'spool-full', 'manual']),
+    reports: z.array(ReportV1Schema).min(1).max(120),
+  })
+  .strict()
+  .refine((b) => b.reports.every((r) => r.host.id === b.reports[0]!.host.id), {
+    error: 'every report of a batch is about the same host',
+    path: ['reports'],
+  })
+export type ReportBatchV1 = z.infer<typeof ReportBatchV1Schema>
+export type ReportBatchV1Input = z.input<typeof ReportBatchV1Schema>

@@ -1,4 +1,4 @@
-import type { EventType, NotificationV1, RemediateDecision, ReportV1 } from '../contracts/index.ts'
+import type { EventType, NotificationV1, RemediateDecision, ReportBatchV1 } from '../contracts/index.ts'
 import type { StateStore } from './store.ts'
 
 /**
@@ -22,9 +22,12 @@ export class PortError extends Error {
   }
 }
 
-/** Agent → control plane: the `reports` queue (standard). The agent's transport sends with the host's credentials. */
+/**
+ * Agent → control plane: the `reports` queue (standard). The agent's transport sends a batch of one host's reports
+ * (oldest first) with the host's own credentials; SQS's `SenderId` then proves which host sent it.
+ */
 export interface ReportSender {
-  send(report: ReportV1): Promise<void>
+  send(batch: ReportBatchV1): Promise<void>
 }
 
 /**

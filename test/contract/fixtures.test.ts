@@ -18,11 +18,13 @@ import {
   OBSERVATION_KINDS,
   RemediationRequestV1Schema,
   RemediationResultV1Schema,
+  ReportBatchV1Schema,
   ReportV1Schema,
 } from '../../shared/contracts/index.ts'
 
 const SCHEMAS_BY_PREFIX: Record<string, z.ZodType> = {
   'report-': ReportV1Schema,
+  'report-batch-': ReportBatchV1Schema,
   'remediation-request': RemediationRequestV1Schema,
   'remediation-result': RemediationResultV1Schema,
   notification: NotificationV1Schema,
@@ -96,6 +98,7 @@ const EXPECTED_FAILURES: Record<string, { path: (string | number)[]; code: strin
   'remediation-result-negative-bytes.json': { path: ['bytesRecovered', 'logs'], code: 'too_small' },
   'decision-unknown-type.json': { path: ['type'], code: 'invalid_union' },
   'notification-bad-timestamp.json': { path: ['at'], code: 'invalid_format' },
+  'report-batch-mixed-hosts.json': { path: ['reports'], code: 'custom' },
 }
 
 describe('invalid contract fixtures fail at the expected path', () => {

@@ -2,7 +2,7 @@ import type { Host, Incident, Observation, RemediationResultV1 } from '../../con
 import type { CompiledPolicySet } from '../../engine/compile.ts'
 import { type EvaluateOutput, evaluate } from '../../engine/evaluate.ts'
 import { allResources, type HostState } from '../../engine/state.ts'
-import type { AnsaiEvent, ActionQueue, EventPublisher, FleetStore, NotificationQueue } from '../../ports/fleet.ts'
+import type { ActionQueue, AnsaiEvent, EventPublisher, FleetStore, NotificationQueue } from '../../ports/fleet.ts'
 import { ConflictError } from '../../ports/store.ts'
 import { buildNotifications, type FixOutcome } from '../notify/build.ts'
 
@@ -39,7 +39,10 @@ const MAX_CONFLICTS = 5
  * Results of fixes still pending in the host's incidents, from the store: `record-command-result` stores them as SSM
  * reports them; the next evaluation of the host applies them (a result applies once: only to a pending attempt).
  */
-export const pendingResults = async (store: FleetStore, state: HostState | undefined): Promise<RemediationResultV1[]> => {
+export const pendingResults = async (
+  store: FleetStore,
+  state: HostState | undefined,
+): Promise<RemediationResultV1[]> => {
   if (!state) return []
   const keys: string[] = []
   for (const rs of allResources(state)) {
@@ -76,37 +79,67 @@ export const eventsOf = (out: EvaluateOutput): AnsaiEvent[] =>
       : [],
   )
 
+/** One report's part of an evaluation: its observations, sequence and time. */
+export interface ReportInput {
+  observations: readonly Observation[]
+  seq: number
+  now: string
+}
+
+/** Evaluate reports one after another (or a tick) from a state; the outputs merged, the last state kept. */
+const evaluateAll = (
+  deps: FleetDeps,
+  host: Host,
+  reports: readonly ReportInput[] | undefined,
+  now: string,
+  state: HostState | undefined,
+  results: readonly RemediationResultV1[],
+): { out: EvaluateOutput; stale: boolean } => {
+  const steps = reports && reports.length > 0 ? reports : [undefined]
+  const decisions: EvaluateOutput['decisions'] = []
+  const incidents = new Map<string, Incident>()
+  let current = state
+  let last: EvaluateOutput | undefined
+  let stale = true
+  for (const [i, r] of steps.entries()) {
+    last = evaluate({
+      policies: deps.policies,
+      host,
+      ...(r ? { observations: r.observations, seq: r.seq } : {}),
+      results: i === 0 ? results : [],
+      state: current,
+      now: r?.now ?? now,
+      dryRun: deps.dryRun,
+      findings: 'none',
+    })
+    if (!r || current === undefined || r.seq > current.lastSeq) stale = false
+    decisions.push(...last.decisions)
+    for (const inc of last.incidents) incidents.set(inc.id, inc)
+    current = last.nextState
+  }
+  return { out: { decisions, nextState: last!.nextState, findings: [], incidents: [...incidents.values()] }, stale }
+}
+
 /**
- * Evaluate one host (a report's observations, or a tick when there are none) against its stored state and carry the
- * decisions out: record them, queue the fixes and the messages, publish the events, then move the state forward with
- * a conditional write.
+ * Evaluate one host against its stored state and carry the decisions out: a batch of its reports (one after another,
+ * in the order given: the transport sends them oldest first), or a tick when there are none. Decisions are recorded,
+ * fixes and messages queued, events published, then the state moves forward with one conditional write.
  *
  * The side effects come before the state write, and all of them are idempotent by deterministic keys (decision keys,
  * message ids; the actions FIFO queue deduplicates by key and the dispatcher claims each key once). So a crash at any
- * point is repaired by the redelivery of the same report: until the state write lands, the same input gives the same
- * decisions again; after it, the report is stale and decides nothing new. A lost race with another writer of the same
- * host re-reads and re-evaluates.
+ * point is repaired by the redelivery of the same message: until the state write lands, the same input gives the same
+ * decisions again; after it, the reports are stale and decide nothing new. A lost race with another writer of the
+ * same host re-reads and re-evaluates.
  */
 export const applyToHost = async (
   deps: FleetDeps,
-  input: { host: Host; observations?: readonly Observation[]; seq?: number; now: string },
+  input: { host: Host; reports?: readonly ReportInput[]; now: string },
 ): Promise<Applied> => {
   const { store } = deps
   for (let attempt = 1; ; attempt++) {
     const stored = await store.getHostState(input.host.id)
     const results = await pendingResults(store, stored?.state)
-    const out = evaluate({
-      policies: deps.policies,
-      host: input.host,
-      ...(input.observations ? { observations: input.observations } : {}),
-      ...(input.seq !== undefined ? { seq: input.seq } : {}),
-      results,
-      state: stored?.state,
-      now: input.now,
-      dryRun: deps.dryRun,
-      findings: 'none',
-    })
-    const stale = input.seq !== undefined && stored !== undefined && input.seq <= stored.state.lastSeq
+    const { out, stale } = evaluateAll(deps, input.host, input.reports, input.now, stored?.state, results)
     if (unchanged(stored?.state, out.nextState) && out.decisions.length === 0 && out.incidents.length === 0) {
       return { changed: false, stale, before: stored?.state, out }
     }
@@ -135,7 +168,10 @@ const carryOut = async (
   const fixes = out.decisions.filter((d) => d.type === 'remediate' && !d.dryRun)
   if (fixes.length > 0) await deps.actions.send(fixes.filter((d) => d.type === 'remediate'))
 
-  const outcomes: FixOutcome[] = results.map((result) => ({ incidentId: incidentOf(out.incidents, result.key), result }))
+  const outcomes: FixOutcome[] = results.map((result) => ({
+    incidentId: incidentOf(out.incidents, result.key),
+    result,
+  }))
   const messages = buildNotifications({
     decisions: out.decisions,
     results: outcomes,

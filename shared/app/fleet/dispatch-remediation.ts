@@ -1,8 +1,4 @@
-import {
-  type RemediateDecision,
-  RemediateDecisionSchema,
-  type RemediationResultV1,
-} from '../../contracts/index.ts'
+import { type RemediateDecision, RemediateDecisionSchema, type RemediationResultV1 } from '../../contracts/index.ts'
 import { formatIssues } from '../../contracts/issue-path.ts'
 import type { CommandRunner, FleetStore } from '../../ports/fleet.ts'
 import { findRemediation } from '../../registry/remediations/index.ts'
@@ -43,9 +39,7 @@ export const parseAction = (body: string): RemediateDecision => {
   }
   const parsed = RemediateDecisionSchema.safeParse(json)
   if (!parsed.success) {
-    throw new InvalidActionError(
-      `action is not a remediate decision: ${formatIssues('action', parsed.error.issues)}`,
-    )
+    throw new InvalidActionError(`action is not a remediate decision: ${formatIssues('action', parsed.error.issues)}`)
   }
   return parsed.data
 }
@@ -57,7 +51,10 @@ export const parseAction = (body: string): RemediateDecision => {
  * decision gets a result at once, so the engine sees it at the host's next evaluation. A decision already claimed or
  * carried out is not sent again (at-least-once delivery, one command).
  */
-export const dispatchRemediation = async (deps: DispatchDeps, decision: RemediateDecision): Promise<DispatchOutcome> => {
+export const dispatchRemediation = async (
+  deps: DispatchDeps,
+  decision: RemediateDecision,
+): Promise<DispatchOutcome> => {
   const { store } = deps
   const now = deps.clock().toISOString()
   const { key } = decision
@@ -74,9 +71,7 @@ export const dispatchRemediation = async (deps: DispatchDeps, decision: Remediat
   }
   const params = def.params.safeParse(decision.params)
   if (!params.success) {
-    return refuse(
-      formatIssues('params', params.error.issues) || 'invalid params',
-    )
+    return refuse(formatIssues('params', params.error.issues) || 'invalid params')
   }
   const parameters = encodeSsmParameters(def, params.data as Record<string, unknown>, { key, dryRun: decision.dryRun })
   const violations = checkSsmParameters(def, parameters)

@@ -1,4 +1,4 @@
-import { type ReportV1, ReportV1Schema } from '../../contracts/index.ts'
+import { type ReportBatchV1, ReportBatchV1Schema, type ReportV1, ReportV1Schema } from '../../contracts/index.ts'
 import { formatIssues } from '../../contracts/issue-path.ts'
 import { type Applied, applyToHost, type FleetDeps } from './apply.ts'
 import { hostOfSender, shardOf } from './shard.ts'
@@ -18,10 +18,10 @@ export interface IngestInput {
 }
 
 export type IngestOutcome =
-  | { status: 'applied' | 'stale' | 'unchanged'; host: string; seq: number; decisions: number }
+  | { status: 'applied' | 'stale' | 'unchanged'; host: string; reports: number; seq: number; decisions: number }
   | { status: 'rejected'; reason: string; host?: string }
 
-/** A message that can never be applied (not JSON, not a ReportV1): it goes to the DLQ with this error. */
+/** A message that can never be applied (not JSON, not a report or a batch): it goes to the DLQ with this error. */
 export class InvalidReportError extends Error {
   override readonly name = 'InvalidReportError'
 }
@@ -30,29 +30,39 @@ export class InvalidReportError extends Error {
 const MAX_CLOCK_SKEW_MS = 5 * 60_000
 const HOUR_MS = 3_600_000
 
-export const parseReport = (body: string): ReportV1 => {
+/**
+ * A message of the reports queue: a batch of one host's reports (what the agent's transport sends) or a single
+ * report (older agents, `ansai-agent report --once`). Either way, the reports of one host, oldest first.
+ */
+export const parseReports = (body: string): ReportV1[] => {
   let json: unknown
   try {
     json = JSON.parse(body)
   } catch (err) {
     throw new InvalidReportError(`report is not JSON: ${(err as Error).message}`)
   }
-  const parsed = ReportV1Schema.safeParse(json)
+  const isBatch = (json as { schema?: unknown } | null)?.schema === 'ansai.report-batch.v1'
+  const parsed = isBatch ? ReportBatchV1Schema.safeParse(json) : ReportV1Schema.safeParse(json)
   if (!parsed.success) {
-    throw new InvalidReportError(`report does not match ansai.report.v1: ${formatIssues('report', parsed.error.issues)}`)
+    const what = isBatch ? 'ansai.report-batch.v1' : 'ansai.report.v1'
+    throw new InvalidReportError(
+      `message does not match ${what}: ${formatIssues(isBatch ? 'batch' : 'report', parsed.error.issues)}`,
+    )
   }
-  return parsed.data
+  const reports = isBatch ? (parsed.data as ReportBatchV1).reports : [parsed.data as ReportV1]
+  return [...reports].sort((a, b) => a.seq - b.seq)
 }
 
 /**
- * `ingest-reports`: one report from the reports queue. The sender must be the host the report is about (its SQS
+ * `ingest-reports`: one message from the reports queue (a batch of one host's reports). The sender must be the host the report is about (its SQS
  * `SenderId` is the instance's role session); a mismatch is rejected and audited, never applied. Then the host is
  * evaluated against its stored state (see {@link applyToHost}): state moves forward only on a newer sequence, an
  * older report still adds its trend samples.
  */
 export const ingestReport = async (deps: IngestDeps, input: IngestInput): Promise<IngestOutcome> => {
-  const report = parseReport(input.body)
-  const host = report.host
+  const reports = parseReports(input.body)
+  const newest = reports[reports.length - 1]!
+  const host = newest.host
   if (input.senderId !== undefined && hostOfSender(input.senderId) !== host.id) {
     const reason = `sender ${input.senderId} may not report for host ${host.id}`
     await deps.store.appendAudit([
@@ -61,22 +71,22 @@ export const ingestReport = async (deps: IngestDeps, input: IngestInput): Promis
         at: input.receivedAt,
         hostId: host.id,
         id: `rejected:${input.messageId}`,
-        data: { reason, senderId: input.senderId, seq: report.seq },
+        data: { reason, senderId: input.senderId, seqs: reports.map((r) => r.seq) },
       },
     ])
     return { status: 'rejected', reason, host: host.id }
   }
 
-  const received = Date.parse(input.receivedAt)
-  const now = Math.min(Date.parse(report.time), received + MAX_CLOCK_SKEW_MS)
+  const latest = Date.parse(input.receivedAt) + MAX_CLOCK_SKEW_MS
+  const timeOf = (r: ReportV1) => new Date(Math.min(Date.parse(r.time), latest)).toISOString()
   const applied: Applied = await applyToHost(deps, {
     host,
-    observations: report.observations,
-    seq: report.seq,
-    now: new Date(now).toISOString(),
+    reports: reports.map((r) => ({ observations: r.observations, seq: r.seq, now: timeOf(r) })),
+    now: timeOf(newest),
   })
 
   // The host index feeds the scheduled rounds: written for a new host, then at most once an hour (tags may change).
+  const now = Date.parse(timeOf(newest))
   const lastSeen = applied.before?.lastSeenAt ?? null
   if (!applied.stale && (lastSeen === null || Math.floor(lastSeen / HOUR_MS) !== Math.floor(now / HOUR_MS))) {
     await deps.store.touchHost({
@@ -90,7 +100,8 @@ export const ingestReport = async (deps: IngestDeps, input: IngestInput): Promis
   return {
     status: applied.stale ? 'stale' : applied.changed ? 'applied' : 'unchanged',
     host: host.id,
-    seq: report.seq,
+    reports: reports.length,
+    seq: newest.seq,
     decisions: applied.out.decisions.length,
   }
 }

@@ -26,8 +26,16 @@ const TAIL = 1500
  * expected decision key. Anything else (no output, a crash, a wrong key) becomes a `failed` result that says what SSM
  * reported, so a fix never stays pending because its host went quiet.
  */
-export const resultOfInvocation = (inv: CommandInvocation, key: string, remediation: string, at: string): RemediationResultV1 => {
-  const lines = inv.stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('{'))
+export const resultOfInvocation = (
+  inv: CommandInvocation,
+  key: string,
+  remediation: string,
+  at: string,
+): RemediationResultV1 => {
+  const lines = inv.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith('{'))
   for (let i = lines.length - 1; i >= 0; i--) {
     let json: unknown
     try {

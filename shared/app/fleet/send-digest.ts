@@ -32,7 +32,9 @@ export const renderDigest = (s: StoreSummary, open: readonly Incident[], certifi
     lines.push('', 'Certificates expiring:')
     for (const c of certificates.slice(0, MAX_LISTED)) {
       const days = c.lastValues.daysLeft
-      lines.push(`- ${c.host} ${c.resource}: ${typeof days === 'number' ? `${Math.floor(days)} days left` : c.severity}`)
+      lines.push(
+        `- ${c.host} ${c.resource}: ${typeof days === 'number' ? `${Math.floor(days)} days left` : c.severity}`,
+      )
     }
   }
   if (open.length > 0) {
