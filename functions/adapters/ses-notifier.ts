@@ -1,4 +1,4 @@
-import { type MessageHeader, SendEmailCommand, type SESv2Client } from '@aws-sdk/client-sesv2'
+import { type MessageHeader, type SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2'
 import type { NotificationV1 } from '../../shared/contracts/index.ts'
 import { type DeliveryResult, type Notifier, NotifierError } from '../../shared/ports/notifier.ts'
 import { classifyAwsError } from './aws-errors.ts'
@@ -28,6 +28,18 @@ const SES_RETRYABLE = new Set(['TooManyRequestsException'])
 /** Where the References header points: the same domain-less address the SMTP notifier threads by. */
 const MESSAGE_DOMAIN = 'ansai.invalid'
 
+/**
+ * An address as SES takes it: a display name with characters outside ASCII goes as an RFC 2047 encoded word
+ * (`=?UTF-8?B?…?=`), which SES requires; plain addresses and ASCII names are left as they are.
+ */
+export const toSesAddress = (address: string): string => {
+  const m = /^\s*(.*?)\s*<([^<>]+)>\s*$/.exec(address)
+  if (!m) return address.trim()
+  const name = m[1]!.replace(/^"(.*)"$/, '$1')
+  if (/^[\x20-\x7e]*$/.test(name)) return address.trim()
+  return `=?UTF-8?B?${Buffer.from(name, 'utf8').toString('base64')}?= <${m[2]}>`
+}
+
 /** SES takes header values of printable ASCII, at most 870 characters. */
 const header = (name: string, value: string): MessageHeader[] =>
   /^[ -~]{1,870}$/.test(value) ? [{ Name: name, Value: value }] : []
@@ -49,8 +61,8 @@ export class SesNotifier implements Notifier {
     try {
       const out = await client.send(
         new SendEmailCommand({
-          FromEmailAddress: from,
-          Destination: { ToAddresses: [...to] },
+          FromEmailAddress: toSesAddress(from),
+          Destination: { ToAddresses: to.map(toSesAddress) },
           Content: {
             Simple: {
               Subject: { Data: message.subject, Charset: 'UTF-8' },

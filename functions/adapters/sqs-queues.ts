@@ -5,7 +5,7 @@ import {
   type SendMessageBatchCommandOutput,
   type SQSClient,
 } from '@aws-sdk/client-sqs'
-import type { NotificationV1, RemediateDecision, ReportV1 } from '../../shared/contracts/index.ts'
+import type { NotificationV1, RemediateDecision, ReportBatchV1 } from '../../shared/contracts/index.ts'
 import type {
   ActionQueue,
   EvaluationQueue,
@@ -154,26 +154,70 @@ export class SqsMessageSender {
   }
 }
 
-/** Agent → control plane: the `reports` standard queue. Body = the report as JSON; attributes `host` and `seq`. */
+/**
+ * Agent → control plane: the `reports` standard queue. Body = the batch as JSON; attributes `host` (the host id) and
+ * `seq` (the newest report's sequence). A batch over the message limit is split, in order, into smaller batches of
+ * the same host and reason (ingest takes reports in any order: state moves only on a newer sequence, an older report
+ * still adds its samples); one report that alone is over the limit is refused (non-retryable `MessageTooLarge`).
+ */
 export class SqsReportSender implements ReportSender {
   private readonly sender: SqsMessageSender
+  private readonly maxBytes: number
 
   constructor(options: SqsQueueOptions) {
     this.sender = new SqsMessageSender(options)
+    this.maxBytes = Math.min(
+      options.maxMessageBytes ?? SQS_MAX_MESSAGE_BYTES,
+      options.maxBatchBytes ?? SQS_MAX_BATCH_BYTES,
+    )
   }
 
-  send(report: ReportV1): Promise<void> {
-    return this.sender.send([
-      {
-        body: toSqsBody(report),
-        attributes: {
-          host: { DataType: 'String', StringValue: report.host.id },
-          seq: { DataType: 'Number', StringValue: String(report.seq) },
-        },
-        label: `report of host ${report.host.id} seq ${report.seq}`,
-      },
-    ])
+  async send(batch: ReportBatchV1): Promise<void> {
+    if (batch.reports.length === 0) return
+    await this.sender.send(splitReportBatch(batch, this.maxBytes).map(reportMessage))
   }
+}
+
+const reportMessage = (batch: ReportBatchV1): SqsOutgoing => {
+  const host = batch.reports[0]?.host.id ?? ''
+  const seqs = batch.reports.map((r) => r.seq)
+  const newest = Math.max(...seqs)
+  const first = Math.min(...seqs)
+  return {
+    body: toSqsBody(batch),
+    attributes: {
+      host: { DataType: 'String', StringValue: host },
+      seq: { DataType: 'Number', StringValue: String(newest) },
+    },
+    label: `reports of host ${host} seq ${first === newest ? newest : `${first}-${newest}`}`,
+  }
+}
+
+/**
+ * The batch as messages of at most `maxBytes` each (body and attributes): the batch itself when it fits, else
+ * consecutive runs of its reports, each as big as fits. A report that fits in no message stays alone in one (and
+ * the sender refuses it, naming it).
+ */
+export const splitReportBatch = (batch: ReportBatchV1, maxBytes: number): ReportBatchV1[] => {
+  const whole = reportMessage(batch)
+  if (sqsMessageBytes(whole) <= maxBytes || batch.reports.length <= 1) return [batch]
+  // A part's attributes are never longer than the whole's: the same host, a sequence number no bigger.
+  const empty = sqsMessageBytes({ body: toSqsBody({ ...batch, reports: [] }), attributes: whole.attributes })
+  const out: ReportBatchV1[] = []
+  let run: ReportBatchV1['reports'] = []
+  let bytes = empty
+  for (const r of batch.reports) {
+    const size = Buffer.byteLength(toSqsBody(r), 'utf8') + 1
+    if (run.length > 0 && bytes + size > maxBytes) {
+      out.push({ ...batch, reports: run })
+      run = []
+      bytes = empty
+    }
+    run.push(r)
+    bytes += size
+  }
+  if (run.length > 0) out.push({ ...batch, reports: run })
+  return out
 }
 
 /**

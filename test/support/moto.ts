@@ -7,7 +7,8 @@ import { requireOrSkip } from './require.ts'
  * one per test file. AWS SDK v3 clients talk to it through {@link MotoServer.clientConfig}.
  *
  *   const moto = await startMotoOrSkip()            // undefined → skipped (fails under ANSAI_REQUIRE_ALL=1)
- *   describe.skipIf(!moto)('...', () => { afterAll(() => moto?.stop()) ... })
+ *   afterAll(() => moto?.stop())                     // top level: it runs even when every test is filtered out
+ *   describe.skipIf(!moto)('...', () => { ... })
  */
 export interface MotoServer {
   endpoint: string
@@ -68,6 +69,10 @@ export const startMoto = async (): Promise<MotoServer> => {
   }
   child.stdout?.on('data', keep)
   child.stderr?.on('data', keep)
+  // Never leave a server behind, even when no afterAll ran (a -t filter that skips every test of a file).
+  const killOnExit = () => child.kill('SIGKILL')
+  process.once('exit', killOnExit)
+  child.once('exit', () => process.off('exit', killOnExit))
   await waitUntilUp(endpoint, child, () => log)
   return {
     endpoint,
