@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { z } from 'zod'
 import { formatIssues } from '../../shared/contracts/issue-path.ts'
 import type { CompiledPolicySet } from '../../shared/engine/compile.ts'
 import { selectPolicies } from '../../shared/policy/select.ts'

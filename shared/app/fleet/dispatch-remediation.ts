@@ -66,7 +66,7 @@ export const dispatchRemediation = async (
     await finish(deps, decision, now, 'failed', `refused before SendCommand: ${reason}`)
     return { status: 'refused', key, reason }
   }
-  if (!def || def.status !== 'available' || !def.ssmDocument) {
+  if (def?.status !== 'available' || !def.ssmDocument) {
     return refuse(`remediation ${decision.remediation} has no SSM document in this version`)
   }
   const params = def.params.safeParse(decision.params)

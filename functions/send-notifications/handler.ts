@@ -1,0 +1,9 @@
+import { composeSendNotifications } from '../platform/compose.ts'
+import { createObservability } from '../platform/observability.ts'
+import { createSendNotificationsHandler } from './app.ts'
+
+/** The Lambda entry: dependencies composed once, at cold start (a bad environment fails here, loudly). */
+export const handler = createSendNotificationsHandler(
+  composeSendNotifications(),
+  createObservability('send-notifications'),
+)
