@@ -14,8 +14,10 @@
  * Files the code reads next to its source at run time (`readFileSync(new URL('<relative>', import.meta.url),
  * 'utf8')`, such as the baseline policy pack) are embedded as string literals by the `embed-files` plugin; any other
  * use of `import.meta.url`/`__dirname` in our own sources fails the build, because the bundle lives elsewhere.
- * `node:` builtins stay external (node:sqlite above all); npm dependencies are bundled. CommonJS dependencies
- * (nodemailer) call `require()`, so every output file starts with a `createRequire(import.meta.url)` shim.
+ * `node:` builtins stay external (node:sqlite above all), taken with `process.getBuiltinModule()` rather than through
+ * Node's ESM facades (see `builtinsWithoutFacadePlugin`); npm dependencies are bundled. CommonJS dependencies
+ * (nodemailer) call `require()`, so every output file starts with a `createRequire(import.meta.url)` shim, made at
+ * the first call.
  *
  * Minified, and no source maps by default: a host gets the smallest code to parse. `--sourcemap` writes linked
  * `.map` files next to the outputs (Node reads them with `--enable-source-maps`) and `--keep-names` keeps function
@@ -36,12 +38,13 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs'
+import { isBuiltin } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { gzipSync } from 'node:zlib'
-import { build, type Plugin } from 'esbuild'
+import { build, type Metafile, type Plugin } from 'esbuild'
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const INSTALL_DIR = join(REPO_ROOT, 'agent/install')
@@ -84,6 +87,8 @@ export interface BuildResult {
   /** Every output file (absolute path) with its size in bytes; entry points first. */
   outputs: { file: string; bytes: number }[]
   tarball?: { file: string; bytes: number }
+  /** esbuild's metafile: which sources each output holds, and what it imports (paths relative to the repo). */
+  metafile: Metafile
 }
 
 const EMBED = /readFileSync\(\s*new URL\(\s*(['"])([^'"]+)\1\s*,\s*import\.meta\.url\s*\)\s*,\s*(['"])utf-?8\3\s*\)/g
@@ -155,9 +160,52 @@ export const englishOnlyZodPlugin = (root: string): Plugin => ({
   },
 })
 
-/** CommonJS dependencies inside an ESM bundle call require() for builtins: give every output file a real one. */
+/**
+ * Node builtins without their ESM facade. `import { readFileSync } from 'node:fs'` makes Node build an ES module of
+ * the whole builtin, and building it reads every export, lazy ones included: node:fs then loads fs/promises,
+ * readline and the fs streams, node:util the streams, worker_threads and the assert diff. Each facade costs about
+ * 1 MB and 1-3 ms at start; together ~3 MB of the 50 MB that `ansai-agent collect` may take.
+ *
+ * So each static import of a builtin resolves to a small module of its own, one per importing file, bundled into
+ * that file's chunk: `const m = process.getBuiltinModule('node:fs')` (Node >= 22.3; ANSAI needs 24) and one export
+ * per name of the builtin, each marked pure, so that tree shaking keeps only the names that file imports. The
+ * output reads `var m=process.getBuiltinModule("node:fs"),r=m.readFileSync` where it had `import{readFileSync as
+ * r}from"node:fs"`, and nothing else of the builtin. Dynamic `import('node:tls')` and the require() calls of CommonJS
+ * dependencies stay as they are; node:sqlite stays a real import (the store's, loaded only where it is used).
+ */
+export const builtinsWithoutFacadePlugin = (root: string): Plugin => ({
+  name: 'builtins-without-facade',
+  setup(b) {
+    b.onResolve({ filter: /^[a-z_]/ }, (args) => {
+      if (args.kind !== 'import-statement' || !isBuiltin(args.path)) return undefined
+      const id = args.path.startsWith('node:') ? args.path : `node:${args.path}`
+      if (id === 'node:sqlite') return undefined
+      return { path: `${id}?from=${relative(root, args.importer)}`, namespace: 'node-builtin', pluginData: id }
+    })
+    b.onLoad({ filter: /.*/, namespace: 'node-builtin' }, (args) => {
+      const id = args.pluginData as string
+      const builtin = process.getBuiltinModule(id) as object | undefined
+      if (!builtin) return { errors: [{ text: `${id} is not a builtin of the Node that builds (${process.version})` }] }
+      const names = Object.keys(builtin).filter((n) => n !== 'default' && /^[A-Za-z_$][\w$]*$/.test(n))
+      return {
+        contents: [
+          `const m = process.getBuiltinModule(${JSON.stringify(id)})`,
+          'export default m',
+          ...names.map((n) => `export const ${n} = /* @__PURE__ */ (() => m.${n})()`),
+        ].join('\n'),
+        loader: 'js',
+      }
+    })
+  },
+})
+
+/**
+ * CommonJS dependencies inside an ESM bundle call require() for builtins: give every output file a real one, made at
+ * its first call (createRequire and import.meta cost ~1-2 ms and loads node:module's source maps at every start, and
+ * most commands never require anything). esbuild's __require helper only tests `typeof require` and calls it.
+ */
 const REQUIRE_SHIM =
-  "import{createRequire as __ansaiCreateRequire}from'node:module';const require=__ansaiCreateRequire(import.meta.url);"
+  'let __ansaiRequire;const require=(id)=>(__ansaiRequire??=process.getBuiltinModule("node:module").createRequire(import.meta.url))(id);'
 
 export const readVersion = (): string =>
   (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version
@@ -189,7 +237,7 @@ export const buildBundles = async (opts: BuildOptions = {}): Promise<BuildResult
     // node: builtins are external on platform node; bare builtin names (CommonJS deps use 'net', 'tls') too
     external: ['node:*'],
     banner: { js: REQUIRE_SHIM },
-    plugins: [englishOnlyZodPlugin(REPO_ROOT), embedFilesPlugin(REPO_ROOT)],
+    plugins: [builtinsWithoutFacadePlugin(REPO_ROOT), englishOnlyZodPlugin(REPO_ROOT), embedFilesPlugin(REPO_ROOT)],
     metafile: true,
     logLevel: 'warning',
   })
@@ -203,7 +251,7 @@ export const buildBundles = async (opts: BuildOptions = {}): Promise<BuildResult
     if (!text.startsWith('#!/usr/bin/env node\n')) writeFileSync(file, `#!/usr/bin/env node\n${text}`)
     chmodSync(file, 0o755)
   }
-  const out: BuildResult = { version, outDir, outputs }
+  const out: BuildResult = { version, outDir, outputs, metafile: result.metafile }
   if (opts.tarball !== false) out.tarball = packArtifact(outDir, version)
   if (!opts.quiet) printSizes(out)
   return out

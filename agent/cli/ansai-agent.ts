@@ -13,7 +13,7 @@ const HELP = `ansai-agent ${VERSION} — the ANSAI host agent
 Usage: ansai-agent <command> [options]
 
 Commands:
-  collect [--json] [--only <probe>]    Observe this host and print the report (ansai.report.v1).
+  collect [--json]                     Observe this host and print the report (ansai.report.v1).
   remediate <type> [--params <json>] [--dry-run]
                                        Run one remediation and print exactly one JSON result line
                                        (ansai.remediation-result.v1). Params come from --params, or from the
@@ -64,17 +64,18 @@ const remediate = async (argv: string[]): Promise<number> => {
   }
   const [type] = positionals
   if (!type) throw new UsageError('remediate needs a remediation type, e.g. ansai-agent remediate service-restart')
+  // Run by an ANSAI-* SSM document, the params arrive as SSM_<name> variables (interpolationType ENV_VAR).
+  const { ansaiEnvFromSsm } = await import('./ssm-env.ts')
+  const env: NodeJS.ProcessEnv = { ...process.env, ...ansaiEnvFromSsm(process.env, type) }
   let params: Record<string, unknown>
   try {
     params =
-      values.params !== undefined
-        ? (JSON.parse(values.params) as Record<string, unknown>)
-        : (paramsFromEnv(process.env) ?? {})
+      values.params !== undefined ? (JSON.parse(values.params) as Record<string, unknown>) : (paramsFromEnv(env) ?? {})
   } catch (err) {
     throw new UsageError(`--params / ANSAI_PARAMS is not JSON: ${(err as Error).message}`)
   }
-  const key = values.key ?? process.env.ANSAI_KEY ?? `manual-${type}`
-  const dryRun = values['dry-run'] || process.env.ANSAI_DRY_RUN === 'true'
+  const key = values.key ?? env.ANSAI_KEY ?? `manual-${type}`
+  const dryRun = values['dry-run'] || env.ANSAI_DRY_RUN === 'true'
   const { runRemediation } = await import('../remediations/runner.ts')
   const { result } = await runRemediation(
     { key, remediation: type, params, dryRun },
@@ -97,11 +98,12 @@ const collectCmd = async (argv: string[]): Promise<number> => {
     console.log(HELP)
     return 0
   }
-  const { loadAgentConfig } = await import('../config/config.ts')
-  const { collectReport } = await import('./commands/host.ts')
-  const { config } = loadAgentConfig(values.config)
-  const { report, probes } = await collectReport(config, config.state.dir)
-  if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`)
+  // Without a config file, neither YAML nor zod is loaded, nor the policy engine: see agent/config/load.ts
+  const { loadAgentConfigLazily } = await import('../config/load.ts')
+  const { collectReport, writeStdoutSync } = await import('./commands/collect.ts')
+  const { config } = await loadAgentConfigLazily(values.config)
+  const { report, probes } = await collectReport(config, config.state.dir, { validate: false })
+  if (values.json) writeStdoutSync(`${JSON.stringify(report)}\n`)
   else {
     console.log(`${report.host.hostname} (${report.host.id}) at ${report.time}, seq ${report.seq}`)
     for (const p of probes) console.log(`  ${p.name.padEnd(15)} ${p.outcome.padEnd(9)} ${p.wallMs} ms`)

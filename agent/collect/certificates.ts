@@ -1,5 +1,4 @@
 import type { X509Certificate } from 'node:crypto'
-import { isIP } from 'node:net'
 import type { ProbesConfig } from '../config/probes.ts'
 import {
   type CollectContext,
@@ -18,6 +17,12 @@ const PROBE = 'certificate'
 
 /** The parser (node:crypto X509Certificate), loaded only when there is a certificate to read. */
 const parser = () => import('../probes/certificate.ts')
+
+/**
+ * node:net's isIP, loaded at the first call: only TLS endpoints need it, and node:net at the top of this module would
+ * cost every collect (a certbot-only host included) ~1 MB and 2 ms at start.
+ */
+const isIP = (host: string): number => process.getBuiltinModule('node:net').isIP(host)
 
 /** How an endpoint names itself in observations: `host:port` (`[::1]:443`), `servername@host:port` with SNI. */
 export const endpointSource = (t: TlsTarget): string => {

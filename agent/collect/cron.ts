@@ -28,7 +28,7 @@ export async function collectCron(config: ProbesConfig['cron'], ctx: CollectCont
     .filter((job) => JOB_NAME.test(job))
     .sort()
     .slice(0, MAX_MARKERS)
-  // The parser is loaded only when there are markers (it checks timestamps with the contracts' zod schema).
+  // The parser is loaded only when there are markers.
   const parser = jobs.length > 0 ? await import('../probes/cron-heartbeat.ts') : undefined
   const read = await mapLimit(jobs, 16, async (job) => {
     const path = `${config.markerDir}/${job}.json`

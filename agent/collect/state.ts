@@ -1,5 +1,5 @@
-import { mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
+import { close, fsync, mkdir, open, readFile, rename, rm, stat, unlink, writeFile } from './fs-async.ts'
 
 /**
  * The agent's own small state files: probe caches (JSON) and the report sequence counter. Written atomically (a
@@ -12,12 +12,12 @@ let tempCounter = 0
 export async function writeFileAtomic(path: string, text: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 })
   const temp = `${path}.${process.pid}.${++tempCounter}.tmp`
-  const handle = await open(temp, 'w', 0o600)
+  const fd = await open(temp, 'w', 0o600)
   try {
-    await handle.writeFile(text, 'utf8')
-    await handle.sync()
+    await writeFile(fd, text, 'utf8')
+    await fsync(fd)
   } finally {
-    await handle.close()
+    await close(fd)
   }
   try {
     await rename(temp, path)
@@ -51,9 +51,9 @@ export async function withLockFile<T>(lockPath: string, fn: () => Promise<T>): P
   const started = Date.now()
   for (;;) {
     try {
-      const handle = await open(lockPath, 'wx', 0o600)
-      await handle.writeFile(String(process.pid))
-      await handle.close()
+      const fd = await open(lockPath, 'wx', 0o600)
+      await writeFile(fd, String(process.pid))
+      await close(fd)
       break
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err

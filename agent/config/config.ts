@@ -1,11 +1,12 @@
-import { readFileSync } from 'node:fs'
 import { isNode, LineCounter, parseDocument } from 'yaml'
 import { z } from 'zod'
 import { NotificationChannelsSchema } from '../../shared/app/notify/config.ts'
 import { DurationSchema, HostIdSchema, TagsSchema } from '../../shared/contracts/index.ts'
+import { ConfigError, readConfigText } from './load.ts'
 import { ProbesConfigSchema } from './probes.ts'
 
-export const DEFAULT_CONFIG_PATH = '/etc/ansai/config.yaml'
+// Kept in load.ts (no zod, no YAML): `ansai-agent collect` without a config file loads only that one.
+export { ConfigError, DEFAULT_CONFIG_PATH } from './load.ts'
 
 const ArgvSchema = z.array(z.string().min(1).max(4096)).min(1).max(64)
 
@@ -62,19 +63,6 @@ export const AgentConfigSchema = z
   .strict()
 export type AgentConfig = z.infer<typeof AgentConfigSchema>
 
-/** A config that does not load: every problem with file, line and path. */
-export class ConfigError extends Error {
-  override name = 'ConfigError'
-  readonly file: string
-  readonly problems: string[]
-
-  constructor(file: string, problems: string[]) {
-    super(`${file}: invalid configuration\n${problems.map((p) => `  ${p}`).join('\n')}`)
-    this.file = file
-    this.problems = problems
-  }
-}
-
 /** Parse a config text (YAML); errors name the file, line and path. */
 export const parseAgentConfig = (text: string, file: string): AgentConfig => {
   const counter = new LineCounter()
@@ -107,17 +95,11 @@ export const parseAgentConfig = (text: string, file: string): AgentConfig => {
 
 /**
  * Load the config file. The default path may be absent (defaults apply: a first run needs no config); a path
- * given explicitly must exist.
+ * given explicitly must exist. (load.ts's `loadAgentConfigLazily` does the same and loads this module only when
+ * there is a file.)
  */
 export const loadAgentConfig = (path: string | undefined): { config: AgentConfig; file: string | undefined } => {
-  const file = path ?? DEFAULT_CONFIG_PATH
-  let text: string
-  try {
-    text = readFileSync(file, 'utf8')
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (!path && code === 'ENOENT') return { config: AgentConfigSchema.parse({}), file: undefined }
-    throw new ConfigError(file, [`cannot read (${code ?? (err as Error).message})`])
-  }
-  return { config: parseAgentConfig(text, file), file }
+  const read = readConfigText(path)
+  if (!read) return { config: AgentConfigSchema.parse({}), file: undefined }
+  return { config: parseAgentConfig(read.text, read.file), file: read.file }
 }

@@ -2,15 +2,17 @@ import { mkdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import type { Finding, ReportV1 } from '../../../shared/contracts/index.ts'
+import type { Finding } from '../../../shared/contracts/index.ts'
 import { parseDuration } from '../../../shared/engine/duration.ts'
 import { evaluate } from '../../../shared/engine/evaluate.ts'
 import type { HostState } from '../../../shared/engine/state.ts'
 import { type AgentConfig, loadAgentConfig } from '../../config/config.ts'
 import { loadHostPolicies } from '../../policy/load-config.ts'
 import { formatTable, printJson } from '../output.ts'
+import { collectReport } from './collect.ts'
 
-const VERSION = '0.1.0'
+// ansai run's runtime takes it from here
+export { collectReport } from './collect.ts'
 
 export const CHECK_HELP = `Usage: ansai check [--config <file>] [--json]
 
@@ -38,17 +40,6 @@ const stateDirFor = (config: AgentConfig, purpose: string): string => {
     mkdirSync(dir, { recursive: true, mode: 0o700 })
     return dir
   }
-}
-
-export const collectReport = async (
-  config: AgentConfig,
-  stateDir: string,
-): Promise<{ report: ReportV1; probes: { name: string; wallMs: number; outcome: string }[] }> => {
-  const { collectDetailed } = await import('../../collect/collect.ts')
-  const { createHostContext } = await import('../../collect/host-context.ts')
-  const ctx = createHostContext({ cacheDir: join(stateDir, 'cache') })
-  const r = await collectDetailed({ probes: config.probes, host: config.host, agentVersion: VERSION, stateDir }, ctx)
-  return { report: r.report, probes: r.probes }
 }
 
 const RANK = { ok: 0, warning: 1, critical: 2, emergency: 3 } as const
@@ -108,7 +99,7 @@ export const runCheck = async (argv: string[]): Promise<number> => {
       probes,
       skippedPolicies: skipped,
     })
-    return worst >= RANK.critical ? 1 : 0
+    return values['exit-code'] && worst >= RANK.critical ? 1 : 0
   }
   const problems = findings.filter((f) => f.level !== 'ok').sort((a, b) => RANK[b.level] - RANK[a.level])
   console.log(`ANSAI check of ${report.host.hostname} (${report.host.id}) at ${report.time}`)
