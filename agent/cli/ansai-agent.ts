@@ -17,11 +17,13 @@ Commands:
   remediate <type> [--params <json>] [--dry-run]
                                        Run one remediation and print exactly one JSON result line
                                        (ansai.remediation-result.v1). Params come from --params, or from the
-                                       environment: ANSAI_PARAMS (JSON), or one ANSAI_PARAM_<NAME> variable per param
-                                       (what SSM documents with ENV_VAR interpolation set); the key comes from
-                                       --key or ANSAI_KEY. Exit 0 when the fix succeeded (or dry-run), 1 otherwise.
-  report                               Collect and send a report: on a single host, run one local cycle
-                                       (ansai run --once); the fleet transport arrives with the control plane.
+                                       environment: the SSM_<name> variables an ANSAI-* SSM document sets
+                                       (interpolationType ENV_VAR), ANSAI_PARAMS (JSON), or one ANSAI_PARAM_<NAME>
+                                       variable per param; the key comes from --key, SSM_ansaiKey or ANSAI_KEY. Exit 0 when the fix succeeded (or dry-run), 1 otherwise.
+  report [--now] [--json]              Collect and report: on a single host, one local cycle (ansai run --once);
+                                       with a fleet: section, spool the report and send it to the control plane's
+                                       queue at once on a change, else with the 15-minute heartbeat
+                                       (ansai-agent report --help).
   version                              Print the version.
 
 Options common to collect and report: --config <file> (default /etc/ansai/config.yaml).`
@@ -133,8 +135,8 @@ const main = async (argv: string[]): Promise<number> => {
     case 'remediate':
       return remediate(rest)
     case 'report': {
-      const { runRun } = await import('./commands/host.ts')
-      return runRun(['--once', ...rest])
+      const { runReport } = await import('./commands/report.ts')
+      return runReport(rest)
     }
     default:
       throw new UsageError(`unknown command '${cmd}'. Run 'ansai-agent --help' for the list.`)

@@ -59,6 +59,38 @@ export const AgentConfigSchema = z
       .strict()
       .default({ dir: '/var/lib/ansai', keepAudit: '30d' }),
     interval: DurationSchema.default('60s').describe('Time between cycles of `ansai run` (the timer in production)'),
+    fleet: z
+      .object({
+        reportsQueueUrl: z
+          .url({ protocol: /^https?$/ })
+          .describe(
+            "The control plane's reports queue (stack output ReportsQueueUrl): set, this host reports to the fleet",
+          ),
+        region: z
+          .string()
+          .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'an AWS region such as eu-west-1')
+          .optional()
+          .describe('Default: the region in the queue URL'),
+        heartbeat: DurationSchema.default('15m').describe(
+          "Without a change of any policy's state, spooled reports are sent this often",
+        ),
+        spool: z
+          .object({
+            maxReports: z.number().int().min(10).max(100_000).default(1440),
+            maxBytes: z
+              .number()
+              .int()
+              .min(1_000_000)
+              .max(1_000_000_000)
+              .default(32 * 1024 * 1024),
+          })
+          .strict()
+          .default({ maxReports: 1440, maxBytes: 32 * 1024 * 1024 })
+          .describe('Reports kept while the queue is unreachable; past this the oldest go'),
+      })
+      .strict()
+      .optional()
+      .describe('The fleet shape: `ansai-agent report` sends to the control plane instead of running a local cycle'),
   })
   .strict()
 export type AgentConfig = z.infer<typeof AgentConfigSchema>

@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process'
 
 export const ANSAI_CLI = new URL('../../agent/cli/ansai.ts', import.meta.url).pathname
+export const ANSAI_AGENT_CLI = new URL('../../agent/cli/ansai-agent.ts', import.meta.url).pathname
 
 export interface CliResult {
   code: number | null
@@ -13,13 +14,13 @@ export interface CliResult {
   err: string
 }
 
-/** `ansai <args...>`; `env` is added to the test's environment. Never rejects on a non-zero exit (the test looks). */
+/** `ansai <args...>` (or `cli`: `ansai-agent`); `env` is added to the test's environment. Never rejects on a non-zero exit (the test looks). */
 export function runAnsai(
   args: readonly string[],
-  opts: { env?: Record<string, string>; timeoutMs?: number } = {},
+  opts: { env?: Record<string, string>; timeoutMs?: number; cli?: string } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [ANSAI_CLI, ...args], {
+    const child = spawn(process.execPath, [opts.cli ?? ANSAI_CLI, ...args], {
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })

@@ -193,3 +193,25 @@ describe('transportReport', () => {
     expect(readdirSync(join(dir, 'spool'))).toEqual([])
   })
 })
+
+describe('host identity for the fleet', () => {
+  it('reads a hybrid node registration first, then cloud-init’s EC2 id; nothing else passes', async () => {
+    const { readInstanceId, regionOfQueueUrl } = await import('../../../agent/transport/identity.ts')
+    const root = join(dir, 'root')
+    expect(readInstanceId(root)).toBeUndefined()
+    const { mkdirSync } = await import('node:fs')
+    mkdirSync(join(root, 'var/lib/cloud/data'), { recursive: true })
+    writeFileSync(join(root, 'var/lib/cloud/data/instance-id'), 'i-0abcdef1234567890\n')
+    expect(readInstanceId(root)).toBe('i-0abcdef1234567890')
+    mkdirSync(join(root, 'var/lib/amazon/ssm'), { recursive: true })
+    writeFileSync(
+      join(root, 'var/lib/amazon/ssm/registration'),
+      '{"ManagedInstanceID":"mi-0123456789abcdef0","Region":"eu-west-1"}',
+    )
+    expect(readInstanceId(root)).toBe('mi-0123456789abcdef0')
+    writeFileSync(join(root, 'var/lib/amazon/ssm/registration'), '{"ManagedInstanceID":"mi-x; reboot"}')
+    expect(readInstanceId(root)).toBe('i-0abcdef1234567890')
+    expect(regionOfQueueUrl('https://sqs.eu-west-1.amazonaws.com/123456789012/ansai-reports')).toBe('eu-west-1')
+    expect(regionOfQueueUrl('http://127.0.0.1:4566/000000000000/ansai-reports')).toBeUndefined()
+  })
+})
