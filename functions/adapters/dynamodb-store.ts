@@ -14,6 +14,7 @@
  * | result              | `ACTION#<key>`       | `RESULT`              | `RESULTS#<day>#<s>`            | `<t(finished)>#<key>` | retention.actionsMs       |
  * | claim               | `ACTION#<key>`       | `CLAIM`               | –                              | –                     | lease end + claimsMs      |
  * | command             | `CMD#<commandId>`    | `CMD`                 | –                              | –                     | at + claimsMs             |
+ * | command tokens      | `RATE#commands#<minute>` | `RATE`            | –                              | –                     | at + 1 d                  |
  * | incident (open)     | `INCIDENT#<id>`      | `INCIDENT`            | `INCIDENTS-OPEN#<s>`           | `<t(opened)>#<id>`    | –                         |
  * | incident (resolved) | `INCIDENT#<id>`      | `INCIDENT`            | `INCIDENTS-RESOLVED#<day>#<s>` | `<t(index)>#<id>`     | – (prune)                 |
  * | audit               | `AUDIT#<host>#<day>` | `<t(at)>#<seq>`       | `AUDIT-LOG#<day>#<s(host)>`    | `<t(at)>#<seq>`       | at + auditMs (90 d)       |
@@ -69,7 +70,13 @@ import {
   type TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb'
-import { checkShard, claimArgsOf, commandArgsOf, fleetHostOf } from '../../shared/adapters/fleet/memory-fleet-store.ts'
+import {
+  checkShard,
+  claimArgsOf,
+  commandArgsOf,
+  fleetHostOf,
+  tokenMinuteOf,
+} from '../../shared/adapters/fleet/memory-fleet-store.ts'
 import {
   auditRecordOf,
   byRemediationThenStatus,
@@ -1228,6 +1235,22 @@ export class DynamoDbFleetStore implements FleetStore {
     return this.call('findCommand', async () => {
       const item = await this.get(keys.command(commandId))
       return item && { key: String(item.key), host: String(item.host) }
+    })
+  }
+
+  async takeCommandToken(at: string, limit: number): Promise<boolean> {
+    return this.call('takeCommandToken', async () => {
+      const minute = tokenMinuteOf(at, limit)
+      // One small item per minute, counted up to the limit with a conditional ADD; gone by TTL a day later.
+      return this.update(
+        { pk: `RATE#commands#${minute}`, sk: 'RATE' },
+        {
+          expression: 'ADD #used :one SET expiresAt = :ttl',
+          condition: 'attribute_not_exists(#used) OR #used < :limit',
+          names: { '#used': 'used' },
+          values: { ':one': 1, ':limit': limit, ':ttl': Math.floor(Date.parse(at) / 1000) + 86_400 },
+        },
+      )
     })
   }
 

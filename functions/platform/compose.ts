@@ -95,7 +95,13 @@ export const composeRecordCommandResult = (opts: ComposeOptions = {}): RecordRes
 
 export const composeDispatch = (opts: ComposeOptions = {}): DispatchDeps => {
   const b = base(opts)
-  return { store: b.store, commands: commandRunner(b), dryRun: b.config.dryRun, clock: b.clock }
+  return {
+    store: b.store,
+    commands: commandRunner(b),
+    dryRun: b.config.dryRun,
+    maxCommandsPerMinute: b.config.maxCommandsPerMinute,
+    clock: b.clock,
+  }
 }
 
 export const composeSendNotifications = (opts: ComposeOptions = {}): DeliverDeps => {

@@ -152,4 +152,9 @@ export interface FleetStore extends StateStore {
   recordCommand(key: string, commandId: string, host: string, at: string): Promise<void>
   /** The decision key of an SSM command, or undefined when the command is not ANSAI's. */
   findCommand(commandId: string): Promise<{ key: string; host: string } | undefined>
+  /**
+   * The fleet-wide breaker on SSM commands: take one of `limit` tokens of the minute `at` falls in (UTC). False when
+   * the minute's tokens are gone; the caller holds the command back and tries again later.
+   */
+  takeCommandToken(at: string, limit: number): Promise<boolean>
 }

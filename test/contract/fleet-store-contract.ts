@@ -268,5 +268,26 @@ export const describeFleetStoreContract = (name: string, makeStore: MakeFleetSto
         expect(await store.claimDispatch('d-1', at(0), MINUTE)).toBe(true)
       })
     })
+
+    describe('command tokens (the fleet-wide breaker)', () => {
+      it('gives `limit` tokens per UTC minute, then refuses until the next minute', async () => {
+        const store = await makeStore()
+        const minute = Date.parse('2026-11-23T10:04:00Z')
+        const t = (s: number) => new Date(minute + s * 1000).toISOString()
+        const taken = []
+        for (let i = 0; i < 4; i++) taken.push(await store.takeCommandToken(t(i * 10), 3))
+        expect(taken).toEqual([true, true, true, false])
+        expect(await store.takeCommandToken(t(59), 3)).toBe(false)
+        expect(await store.takeCommandToken(t(60), 3)).toBe(true)
+        // A higher limit in the same minute gives the difference.
+        expect(await store.takeCommandToken(t(30), 5)).toBe(true)
+      })
+
+      it('refuses a bad time or limit', async () => {
+        const store = await makeStore()
+        await expectInvalid(store.takeCommandToken('soon', 3))
+        await expectInvalid(store.takeCommandToken(at(0), 0))
+      })
+    })
   })
 }

@@ -70,10 +70,21 @@ interface Claim {
   commandId?: string
 }
 
+/** The UTC minute of `at` (`2026-11-23T10:04`), after checking the arguments of `takeCommandToken`. */
+export const tokenMinuteOf = (at: string, limit: number): string => {
+  const ms = Date.parse(at)
+  if (!Number.isFinite(ms)) throw new StoreError(`takeCommandToken: not a timestamp: ${at}`, { code: 'invalid' })
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new StoreError(`takeCommandToken: the limit must be a positive integer, got ${limit}`, { code: 'invalid' })
+  }
+  return new Date(ms).toISOString().slice(0, 16)
+}
+
 export class MemoryFleetStore extends InMemoryStateStore implements FleetStore {
   private readonly index = new Map<string, { host: FleetHost; seenMs: number }>()
   private readonly claims = new Map<string, Claim>()
   private readonly commands = new Map<string, { key: string; host: string }>()
+  private readonly tokens = new Map<string, number>()
 
   async touchHost(host: FleetHost): Promise<void> {
     const next = fleetHostOf(host)
@@ -122,5 +133,13 @@ export class MemoryFleetStore extends InMemoryStateStore implements FleetStore {
   async findCommand(commandId: string): Promise<{ key: string; host: string } | undefined> {
     const c = this.commands.get(commandId)
     return c && { ...c }
+  }
+
+  async takeCommandToken(at: string, limit: number): Promise<boolean> {
+    const minute = tokenMinuteOf(at, limit)
+    const used = this.tokens.get(minute) ?? 0
+    if (used >= limit) return false
+    this.tokens.set(minute, used + 1)
+    return true
   }
 }

@@ -9,6 +9,8 @@ export interface DispatchDeps {
   commands: CommandRunner
   /** The whole fleet decides and tells, and never sends a command. */
   dryRun: boolean
+  /** The fleet-wide breaker: at most this many SSM commands per minute; the rest wait in the queue. */
+  maxCommandsPerMinute: number
   clock: () => Date
 }
 
@@ -16,6 +18,11 @@ export type DispatchOutcome =
   | { status: 'sent'; key: string; commandId: string }
   | { status: 'duplicate'; key: string }
   | { status: 'refused' | 'dry-run'; key: string; reason: string }
+
+/** The minute's command budget is spent: the message goes back to the queue and is tried after its timeout. */
+export class CommandRateLimitedError extends Error {
+  override readonly name = 'CommandRateLimitedError'
+}
 
 /** A message on the actions queue that can never be dispatched (not JSON, not a decision): it goes to the DLQ. */
 export class InvalidActionError extends Error {
@@ -85,6 +92,12 @@ export const dispatchRemediation = async (
   }
 
   if (!(await store.claimDispatch(key, now, DISPATCH_LEASE_MS))) return { status: 'duplicate', key }
+  // The claim's lease runs out before the message comes back, so the retry may claim again.
+  if (!(await store.takeCommandToken(now, deps.maxCommandsPerMinute))) {
+    throw new CommandRateLimitedError(
+      `more than ${deps.maxCommandsPerMinute} commands this minute across the fleet: ${key} waits in the queue`,
+    )
+  }
   const { commandId } = await deps.commands.send({
     host: decision.host,
     document: def.ssmDocument,

@@ -8,6 +8,7 @@ import {
   MemoryNotificationQueue,
 } from '../../../shared/adapters/fleet/memory-queues.ts'
 import {
+  CommandRateLimitedError,
   deliverNotification,
   dispatchRemediation,
   evaluateShard,
@@ -104,6 +105,14 @@ const setup = () => {
   return { clock, store, actions, notifications, events, commands, evaluations, fleet, body, ingest }
 }
 
+const dispatchDeps = (t: ReturnType<typeof setup>, over: { dryRun?: boolean; maxCommandsPerMinute?: number } = {}) => ({
+  store: t.store,
+  commands: t.commands,
+  dryRun: over.dryRun ?? false,
+  maxCommandsPerMinute: over.maxCommandsPerMinute ?? 100,
+  clock: t.fleet.clock,
+})
+
 const resultLine = (d: RemediateDecision, over: Partial<RemediationResultV1> = {}): string =>
   JSON.stringify({
     schema: 'ansai.remediation-result.v1',
@@ -133,14 +142,8 @@ describe('the fleet path, in memory', () => {
     expect(t.notifications.sent.map((n) => n.channel)).toEqual(['ops'])
 
     // Delivered twice (at-least-once): one command.
-    const d1 = await dispatchRemediation(
-      { store: t.store, commands: t.commands, dryRun: false, clock: t.fleet.clock },
-      decision,
-    )
-    const d2 = await dispatchRemediation(
-      { store: t.store, commands: t.commands, dryRun: false, clock: t.fleet.clock },
-      decision,
-    )
+    const d1 = await dispatchRemediation(dispatchDeps(t, { dryRun: false }), decision)
+    const d2 = await dispatchRemediation(dispatchDeps(t, { dryRun: false }), decision)
     expect(d1.status).toBe('sent')
     expect(d2.status).toBe('duplicate')
     expect(t.commands.commands).toHaveLength(1)
@@ -210,10 +213,7 @@ describe('the fleet path, in memory', () => {
     await t.ingest(t.body([fs('/', 95)]))
     const decision = t.actions.sent[0]!
     const evil = { ...decision, key: 'r-0000000000000001', params: { roots: ['/var/log; rm -rf /'] } }
-    const out = await dispatchRemediation(
-      { store: t.store, commands: t.commands, dryRun: false, clock: t.fleet.clock },
-      evil,
-    )
+    const out = await dispatchRemediation(dispatchDeps(t, { dryRun: false }), evil)
     expect(out.status).toBe('refused')
     expect(t.commands.commands).toHaveLength(0)
     const action = await t.store.getAction(evil.key)
@@ -221,13 +221,24 @@ describe('the fleet path, in memory', () => {
     expect(action?.result?.error).toMatch(/refused before SendCommand/)
   })
 
+  it('the fleet-wide breaker holds commands back past the minute’s budget, and lets them go the next minute', async () => {
+    const t = setup()
+    await t.ingest(t.body([fs('/', 95)]))
+    const first = t.actions.sent[0]!
+    const second = { ...first, key: 'r-00000000000000aa', host: 'i-0fedcba9876543210' }
+    const deps = dispatchDeps(t, { maxCommandsPerMinute: 1 })
+    expect((await dispatchRemediation(deps, first)).status).toBe('sent')
+    await expect(dispatchRemediation(deps, second)).rejects.toThrow(CommandRateLimitedError)
+    expect(t.commands.commands).toHaveLength(1)
+    t.clock.advance(2 * 60_000) // the queue gives the message back after its visibility timeout
+    expect((await dispatchRemediation(deps, second)).status).toBe('sent')
+    expect(t.commands.commands.map((c) => c.host)).toEqual([HOST.id, 'i-0fedcba9876543210'])
+  })
+
   it('a fleet in dry-run mode records a dry-run result and sends no command', async () => {
     const t = setup()
     await t.ingest(t.body([fs('/', 95)]))
-    const out = await dispatchRemediation(
-      { store: t.store, commands: t.commands, dryRun: true, clock: t.fleet.clock },
-      t.actions.sent[0]!,
-    )
+    const out = await dispatchRemediation(dispatchDeps(t, { dryRun: true }), t.actions.sent[0]!)
     expect(out.status).toBe('dry-run')
     expect(t.commands.commands).toHaveLength(0)
   })
@@ -236,7 +247,7 @@ describe('the fleet path, in memory', () => {
     const t = setup()
     await t.ingest(t.body([fs('/', 95)]))
     const decision = t.actions.sent[0]!
-    await dispatchRemediation({ store: t.store, commands: t.commands, dryRun: false, clock: t.fleet.clock }, decision)
+    await dispatchRemediation(dispatchDeps(t, { dryRun: false }), decision)
     const cmd = t.commands.commands[0]!
     t.commands.setInvocation(cmd.commandId, HOST.id, {
       status: 'Failed',
