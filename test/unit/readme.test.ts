@@ -60,6 +60,16 @@ describe('README', () => {
     expect(Object.keys(config.notifications.channels)).toEqual(['ops-email', 'hooks'])
   })
 
+  it('has a host fleet: example that loads', () => {
+    const blocks = [...README.matchAll(/```yaml\n([\s\S]*?)```/g)]
+      .map((m) => m[1] ?? '')
+      .filter((t) => /^fleet:/m.test(t))
+    expect(blocks.length).toBe(1)
+    const config = parseAgentConfig(blocks[0]!, 'README.md')
+    expect(config.fleet?.reportsQueueUrl).toMatch(/^https:\/\/sqs\./)
+    expect(config.fleet?.heartbeat).toBe('15m')
+  })
+
   it('starts with the two set-up commands', () => {
     const firstBlock = /```sh\n([\s\S]*?)```/.exec(README)?.[1] ?? ''
     expect(firstBlock).toMatch(/^npm install && npm start/m)
