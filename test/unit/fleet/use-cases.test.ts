@@ -265,6 +265,31 @@ describe('the fleet path, in memory', () => {
     expect(t.events.published.map((e) => e.type)).toContain('ansai.fix.failed.v1')
   })
 
+  it('the scheduled round escalates a fix that no report confirmed in time', async () => {
+    const t = setup()
+    await t.ingest(t.body([fs('/', 95)]))
+    const decision = t.actions.sent[0]!
+    await dispatchRemediation(dispatchDeps(t), decision)
+    const cmd = t.commands.commands[0]!
+    t.commands.setInvocation(cmd.commandId, HOST.id, {
+      status: 'Success',
+      responseCode: 0,
+      stdout: resultLine(decision),
+    })
+    await recordCommandResult(
+      { ...t.fleet, commands: t.commands },
+      { commandId: cmd.commandId, host: HOST.id, status: 'Success', document: cmd.document },
+    )
+    expect((await t.store.getIncident(decision.incidentId))?.status).toBe('verifying')
+
+    t.clock.advance(Date.parse(decision.verifyBy) - t.clock.now() + 60_000) // the host went quiet past verifyBy
+    await evaluateShard({ ...t.fleet, commands: t.commands }, { shard: shardOf(HOST.id, 4), of: 4, at: t.clock.iso() })
+    const inc = await t.store.getIncident(decision.incidentId)
+    expect(inc?.status).toBe('escalated')
+    expect(inc?.attempts.at(-1)?.status).toBe('unverified')
+    expect(t.events.published.map((e) => e.type)).toContain('ansai.incident.escalated.v1')
+  })
+
   it('scheduled rounds: one message per shard; a silent host is found and its SSM ping status looked up', async () => {
     const t = setup()
     await t.ingest(t.body([fs('/', 50)]))
