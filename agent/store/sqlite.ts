@@ -26,12 +26,12 @@ import {
   checkHostId,
   checkStateHost,
   emptyBySeverity,
+  summaryOf,
   toDuration,
   toJson,
   toLimit,
   toMs,
 } from '../../shared/adapters/store/common.ts'
-import { estimateMinutesSaved } from '../../shared/adapters/store/time-saved.ts'
 import type { Decision, Incident, Level, NotificationV1, RemediationResultV1 } from '../../shared/contracts/index.ts'
 import type { HostState } from '../../shared/engine/state.ts'
 import {
@@ -607,20 +607,15 @@ export class SqliteStore implements StateStore {
           count: num(r.n),
         }
       })
-      const resolvedIncidents = num(resolved.n)
-      const autoResolved = num(resolved.auto)
-      return {
-        since: query.since,
-        now: query.now,
-        openIncidents: { total: openTotal, bySeverity },
+      return summaryOf(query, {
+        openTotal,
+        bySeverity,
         fixes,
-        verifiedFixes,
         bytesRecovered,
-        resolvedIncidents,
-        autoResolved,
-        autoResolvedShare: resolvedIncidents === 0 ? null : autoResolved / resolvedIncidents,
-        timeSavedMinutes: estimateMinutesSaved(verifiedFixes),
-      }
+        verified: verifiedFixes,
+        resolvedIncidents: num(resolved.n),
+        autoResolved: num(resolved.auto),
+      })
     })
   }
 

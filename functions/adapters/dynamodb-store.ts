@@ -79,22 +79,21 @@ import {
 } from '../../shared/adapters/fleet/memory-fleet-store.ts'
 import {
   auditRecordOf,
-  byRemediationThenStatus,
-  bytesOf,
   checkDecisionHosts,
   checkExpectedVersion,
   checkHostId,
   checkStateHost,
   emptyBySeverity,
+  FixTally,
   isOpenIncident,
   isVerifiedAttempt,
   resolvedByFix,
+  summaryOf,
   toDuration,
   toJson,
   toLimit,
   toMs,
 } from '../../shared/adapters/store/common.ts'
-import { estimateMinutesSaved } from '../../shared/adapters/store/time-saved.ts'
 import type { Decision, Incident, NotificationV1, RemediationResultV1 } from '../../shared/contracts/index.ts'
 import type { HostState } from '../../shared/engine/state.ts'
 import type { FleetHost, FleetStore } from '../../shared/ports/fleet.ts'
@@ -103,7 +102,6 @@ import {
   type AuditEntry,
   type AuditRecord,
   ConflictError,
-  type FixCount,
   type ListAuditQuery,
   type ListIncidentsQuery,
   type OutboxEntry,
@@ -946,30 +944,17 @@ export class DynamoDbFleetStore implements FleetStore {
         )
         results = results.filter((r) => (str(r, 'hostId') ?? owners.get(String(r.key))) === query.hostId)
       }
-      const fixes = new Map<string, FixCount>()
-      let bytesRecovered = 0
-      for (const item of results) {
-        const r = parse<RemediationResultV1>(item)
-        const id = `${r.remediation}\u0000${r.status}`
-        const f = fixes.get(id) ?? { remediation: r.remediation, status: r.status, count: 0 }
-        f.count += 1
-        fixes.set(id, f)
-        bytesRecovered += bytesOf(r)
-      }
-      const verifiedFixes = [...verified].map(([remediation, count]) => ({ remediation, count }))
-      verifiedFixes.sort(byRemediationThenStatus)
-      return {
-        since: query.since,
-        now: query.now,
-        openIncidents: { total: openTotal, bySeverity },
-        fixes: [...fixes.values()].sort(byRemediationThenStatus),
-        verifiedFixes,
-        bytesRecovered,
+      const tally = new FixTally()
+      for (const item of results) tally.add(parse<RemediationResultV1>(item))
+      return summaryOf(query, {
+        openTotal,
+        bySeverity,
+        fixes: tally.fixes,
+        bytesRecovered: tally.bytesRecovered,
+        verified,
         resolvedIncidents,
         autoResolved,
-        autoResolvedShare: resolvedIncidents === 0 ? null : autoResolved / resolvedIncidents,
-        timeSavedMinutes: estimateMinutesSaved(verifiedFixes),
-      }
+      })
     })
   }
 

@@ -20,6 +20,7 @@ import {
 } from '../../shared/ports/fleet.ts'
 import { stubCommand } from '../integration/aws-stubs.ts'
 import { startMotoOrSkip } from '../support/moto.ts'
+import { failure } from '../support/rejection.ts'
 
 const HOST = 'i-0a1b2c3d4e5f60718'
 const OTHER = 'i-0123456789abcdef0'
@@ -51,15 +52,6 @@ interface RunnerHarness {
   runner: CommandRunner
   /** What the other side recorded for a command. */
   recorded(commandId: string): Promise<Recorded>
-}
-
-const failure = async (p: Promise<unknown>): Promise<unknown> => {
-  try {
-    await p
-  } catch (err) {
-    return err
-  }
-  throw new Error('expected a rejection, but the call succeeded')
 }
 
 const describeRunnerContract = (name: string, make: () => Promise<RunnerHarness>): void => {

@@ -43,6 +43,7 @@ import {
   type ReportSender,
 } from '../../shared/ports/fleet.ts'
 import { startMotoOrSkip } from '../support/moto.ts'
+import { failure } from '../support/rejection.ts'
 
 const fixture = (name: string): unknown =>
   JSON.parse(readFileSync(new URL(`../fixtures/contracts/v1/${name}.json`, import.meta.url), 'utf8'))
@@ -114,15 +115,6 @@ interface QueueHarness {
   receive(queue: QueueName): Promise<Received[]>
   /** Move the twin's clock (the emulator's FIFO window runs on wall time: undefined there). */
   advance?: (ms: number) => void
-}
-
-const failure = async (p: Promise<unknown>): Promise<unknown> => {
-  try {
-    await p
-  } catch (err) {
-    return err
-  }
-  throw new Error('expected a rejection, but the call succeeded')
 }
 
 const byKey = <T>(items: T[], key: (t: T) => string): T[] => [...items].sort((a, b) => key(a).localeCompare(key(b)))

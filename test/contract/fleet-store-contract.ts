@@ -7,6 +7,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { FleetHost, FleetStore } from '../../shared/ports/fleet.ts'
 import { StoreError } from '../../shared/ports/store.ts'
+import { failure } from '../support/rejection.ts'
 import { at, HOST_A, HOST_B } from './store-fixtures.ts'
 
 export type MakeFleetStore = () => FleetStore | Promise<FleetStore>
@@ -39,15 +40,6 @@ export const allPages = async (
     expect(pages.length).toBeLessThanOrEqual(1_000)
   } while (cursor !== undefined)
   return { pages, hosts: pages.flat() }
-}
-
-const failure = async (p: Promise<unknown>): Promise<unknown> => {
-  try {
-    await p
-  } catch (err) {
-    return err
-  }
-  throw new Error('expected a rejection, but the call succeeded')
 }
 
 const expectInvalid = async (p: Promise<unknown>): Promise<void> => {

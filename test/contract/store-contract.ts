@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest'
 import { DEFAULT_MANUAL_MINUTES, estimateMinutesSaved, MANUAL_MINUTES } from '../../shared/adapters/store/time-saved.ts'
 import type { Decision } from '../../shared/contracts/index.ts'
 import { ConflictError, type StateStore, StoreError } from '../../shared/ports/store.ts'
+import { failure } from '../support/rejection.ts'
 import {
   at,
   attempt,
@@ -27,14 +28,6 @@ const HOUR = 3_600_000
 const DAY = 24 * HOUR
 
 /** Resolves to the error a promise rejected with; fails when it resolved. */
-const failure = async (p: Promise<unknown>): Promise<unknown> => {
-  try {
-    await p
-  } catch (err) {
-    return err
-  }
-  throw new Error('expected a rejection, but the call succeeded')
-}
 
 const expectStoreError = async (p: Promise<unknown>, code: StoreError['code']): Promise<StoreError> => {
   const err = await failure(p)

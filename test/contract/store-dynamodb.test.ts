@@ -21,6 +21,7 @@ import type { FleetStore } from '../../shared/ports/fleet.ts'
 import { type AuditRecord, ConflictError, type StateStore, StoreError } from '../../shared/ports/store.ts'
 import { createFleetTable, deleteFleetTable } from '../support/fleet-table.ts'
 import { startMotoOrSkip } from '../support/moto.ts'
+import { failure } from '../support/rejection.ts'
 import { dedupStoreContract } from '../unit/notify/dedup-contract.ts'
 import { describeFleetStoreContract, fleetHost } from './fleet-store-contract.ts'
 import { describeStateStoreContract } from './store-contract.ts'
@@ -68,15 +69,6 @@ const scan = async (tableName: string): Promise<Record<string, unknown>[]> => {
     start = page.LastEvaluatedKey
   } while (start)
   return out
-}
-
-const failure = async (p: Promise<unknown>): Promise<unknown> => {
-  try {
-    await p
-  } catch (err) {
-    return err
-  }
-  throw new Error('expected a rejection, but the call succeeded')
 }
 
 /** An error shaped like the one DynamoDB answers a throttled request with. */

@@ -21,6 +21,7 @@ import { PortError } from '../../shared/ports/fleet.ts'
 import { NotifierError } from '../../shared/ports/notifier.ts'
 import { startMotoOrSkip } from '../support/moto.ts'
 import { newWebhookSecret, startWebhookReceiver } from '../support/notify-receivers.ts'
+import { failure } from '../support/rejection.ts'
 import { HOSTS, resolved, result, verified } from '../unit/notify/fixtures.ts'
 import { failCalls, recordCalls, sdkError } from './aws-stubs.ts'
 
@@ -39,15 +40,6 @@ interface SentEmail {
   subject: string
   body: string
   destinations: { ToAddresses?: string[] }
-}
-
-const failure = async (p: Promise<unknown>): Promise<unknown> => {
-  try {
-    await p
-  } catch (err) {
-    return err
-  }
-  throw new Error('expected a rejection, but the call succeeded')
 }
 
 describe('SecretsManagerSecrets cache (no server)', () => {

@@ -3,7 +3,15 @@
  * copies, what counts as open, verified or recovered. Keeping them here keeps the adapters in step.
  */
 import type { Decision, Incident, Level, RemediationResultV1 } from '../../contracts/index.ts'
-import { AUDIT_KINDS, type AuditRecord, StoreError } from '../../ports/store.ts'
+import {
+  AUDIT_KINDS,
+  type AuditRecord,
+  type FixCount,
+  StoreError,
+  type StoreSummary,
+  type SummaryQuery,
+} from '../../ports/store.ts'
+import { estimateMinutesSaved } from './time-saved.ts'
 
 /** Epoch ms of an ISO timestamp; a StoreError `invalid` when it is not one. */
 export const toMs = (at: string, what: string): number => {
@@ -135,3 +143,53 @@ export const byRemediationThenStatus = (
         : (a.status ?? '') > (b.status ?? '')
           ? 1
           : 0
+
+/** A tally of fix results by remediation and status, with the bytes they recovered. */
+export class FixTally {
+  private readonly counts = new Map<string, FixCount>()
+  bytesRecovered = 0
+
+  add(result: Pick<RemediationResultV1, 'remediation' | 'status' | 'dryRun' | 'bytesRecovered'>): void {
+    const id = `${result.remediation}\u0000${result.status}`
+    const f = this.counts.get(id) ?? { remediation: result.remediation, status: result.status, count: 0 }
+    f.count += 1
+    this.counts.set(id, f)
+    this.bytesRecovered += bytesOf(result as RemediationResultV1)
+  }
+
+  get fixes(): FixCount[] {
+    return [...this.counts.values()].sort(byRemediationThenStatus)
+  }
+}
+
+/** The figures every store counts its own way, made into a {@link StoreSummary} the one same way. */
+export const summaryOf = (
+  query: Pick<SummaryQuery, 'since' | 'now'>,
+  c: {
+    openTotal: number
+    bySeverity: Record<Level, number>
+    fixes: FixCount[]
+    bytesRecovered: number
+    verified: ReadonlyMap<string, number> | readonly { remediation: string; count: number }[]
+    resolvedIncidents: number
+    autoResolved: number
+  },
+): StoreSummary => {
+  const verifiedFixes = (
+    c.verified instanceof Map
+      ? [...c.verified].map(([remediation, count]) => ({ remediation, count }))
+      : [...(c.verified as readonly { remediation: string; count: number }[])]
+  ).sort(byRemediationThenStatus)
+  return {
+    since: query.since,
+    now: query.now,
+    openIncidents: { total: c.openTotal, bySeverity: c.bySeverity },
+    fixes: c.fixes,
+    verifiedFixes,
+    bytesRecovered: c.bytesRecovered,
+    resolvedIncidents: c.resolvedIncidents,
+    autoResolved: c.autoResolved,
+    autoResolvedShare: c.resolvedIncidents === 0 ? null : c.autoResolved / c.resolvedIncidents,
+    timeSavedMinutes: estimateMinutesSaved(verifiedFixes),
+  }
+}

@@ -5,7 +5,6 @@ import {
   type AuditEntry,
   type AuditRecord,
   ConflictError,
-  type FixCount,
   type ListAuditQuery,
   type ListIncidentsQuery,
   type OutboxEntry,
@@ -19,22 +18,21 @@ import {
 } from '../../ports/store.ts'
 import {
   auditRecordOf,
-  byRemediationThenStatus,
-  bytesOf,
   checkDecisionHosts,
   checkExpectedVersion,
   checkHostId,
   checkStateHost,
   emptyBySeverity,
+  FixTally,
   isOpenIncident,
   isVerifiedAttempt,
   jsonCopy,
   resolvedByFix,
+  summaryOf,
   toDuration,
   toLimit,
   toMs,
 } from './common.ts'
-import { estimateMinutesSaved } from './time-saved.ts'
 
 interface StoredAction {
   key: string
@@ -294,31 +292,19 @@ export class InMemoryStateStore implements StateStore {
       }
     }
 
-    const fixes = new Map<string, FixCount>()
-    let bytesRecovered = 0
+    const tally = new FixTally()
     for (const a of this.actions.values()) {
-      if (!a.result || !ofHost(a.hostId) || !inWindow(a.finishedMs!)) continue
-      const id = `${a.result.remediation}\u0000${a.result.status}`
-      const f = fixes.get(id) ?? { remediation: a.result.remediation, status: a.result.status, count: 0 }
-      f.count += 1
-      fixes.set(id, f)
-      bytesRecovered += bytesOf(a.result)
+      if (a.result && ofHost(a.hostId) && inWindow(a.finishedMs!)) tally.add(a.result)
     }
-
-    const verifiedFixes = [...verified].map(([remediation, count]) => ({ remediation, count }))
-    verifiedFixes.sort(byRemediationThenStatus)
-    return {
-      since: query.since,
-      now: query.now,
-      openIncidents: { total: openTotal, bySeverity },
-      fixes: [...fixes.values()].sort(byRemediationThenStatus),
-      verifiedFixes,
-      bytesRecovered,
+    return summaryOf(query, {
+      openTotal,
+      bySeverity,
+      fixes: tally.fixes,
+      bytesRecovered: tally.bytesRecovered,
+      verified,
       resolvedIncidents,
       autoResolved,
-      autoResolvedShare: resolvedIncidents === 0 ? null : autoResolved / resolvedIncidents,
-      timeSavedMinutes: estimateMinutesSaved(verifiedFixes),
-    }
+    })
   }
 
   // ---------- dedup ----------
