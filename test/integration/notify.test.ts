@@ -20,6 +20,7 @@ import {
 } from '../../shared/app/notify/index.ts'
 import { type NotificationV1, NotificationV1Schema } from '../../shared/contracts/index.ts'
 import type { Notifier } from '../../shared/ports/notifier.ts'
+import { mailBody, mailHeader } from '../support/notify-receivers.ts'
 import { fix, HOSTS, opened, resolved, result, started, verified } from '../unit/notify/fixtures.ts'
 
 const SECRET = `whsec_${Buffer.from('ansai-integration-test-secret-32b').toString('base64')}`
@@ -38,41 +39,8 @@ const mails: Mail[] = []
 let smtp: SMTPServer
 let smtpPort = 0
 
-/** Header value, unfolded, with RFC 2047 encoded words (=?UTF-8?Q?…?= / ?B?) decoded. */
-const header = (raw: string, name: string): string | undefined => {
-  const head = raw.split(/\r?\n\r?\n/)[0]!.replace(/\r?\n[ \t]+/g, ' ')
-  const line = head.split(/\r?\n/).find((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`))
-  if (!line) return undefined
-  return line
-    .slice(name.length + 1)
-    .trim()
-    .replace(/\?=\s+=\?/g, '?==?')
-    .replace(/=\?([^?]+)\?([QqBb])\?([^?]*)\?=/g, (_, _charset: string, enc: string, text: string) =>
-      enc.toUpperCase() === 'B'
-        ? Buffer.from(text, 'base64').toString('utf8')
-        : Buffer.from(
-            text
-              .replace(/_/g, ' ')
-              .replace(/=([0-9A-F]{2})/gi, (_m, h: string) => String.fromCharCode(Number.parseInt(h, 16))),
-            'latin1',
-          ).toString('utf8'),
-    )
-}
-
-/** The text body, decoded from quoted-printable or base64. */
-const body = (raw: string): string => {
-  const [, ...rest] = raw.split(/\r?\n\r?\n/)
-  const content = rest.join('\n\n')
-  const cte = (header(raw, 'Content-Transfer-Encoding') ?? '7bit').toLowerCase()
-  if (cte === 'base64') return Buffer.from(content.replace(/\s+/g, ''), 'base64').toString('utf8')
-  if (cte === 'quoted-printable') {
-    const bytes = content
-      .replace(/=\r?\n/g, '')
-      .replace(/=([0-9A-F]{2})/gi, (_m, h: string) => String.fromCharCode(Number.parseInt(h, 16)))
-    return Buffer.from(bytes, 'latin1').toString('utf8').replace(/\r\n/g, '\n')
-  }
-  return content.replace(/\r\n/g, '\n')
-}
+const header = mailHeader
+const body = mailBody
 
 // ---------- a real webhook receiver ----------
 
