@@ -64,6 +64,14 @@ if (!engineOnly) {
   console.log(formatCollectBench(await runCollectBench()))
 }
 
+// The fleet: cost counted on the real handlers against moto_server, and scale in memory (about 2 minutes).
+if (!engineOnly && !collectOnly) {
+  const { formatRows, runFleetBench } = await import('./fleet.ts')
+  console.log('\nFleet cost (real handlers, real SDK, moto_server; dated us-east-1 prices) and scale (in memory):')
+  const { rows, notes } = await runFleetBench({ log: (l) => process.stderr.write(`${l}\n`) })
+  console.log(`${formatRows(rows)}\n${notes.join('\n')}`)
+}
+
 // Service crash → restarted and verified, on a real systemd, against Monit on the same unit (about 8 minutes, root).
 // `npm run bench -- --engine-only` and `-- --collect-only` skip it.
 if (!engineOnly && !collectOnly) {
