@@ -28,8 +28,11 @@ export interface ShardOutcome {
   silent: { host: string; ping: PingStatus }[]
 }
 
-/** A host is worth asking SSM about when ANSAI has not heard from it for this long. */
-const SILENT_AFTER_MS = 5 * 60_000
+/**
+ * A host is worth asking SSM about when ANSAI has not heard from it for this long: longer than the agent's 15-minute
+ * heartbeat, as the baseline host-silent policy, or every healthy host between two heartbeats would be looked up.
+ */
+const SILENT_AFTER_MS = 20 * 60_000
 
 /**
  * `evaluate-fleet`, one shard: evaluate every host of the shard without a report (a tick at the round's time):

@@ -298,7 +298,7 @@ describe('the fleet path, in memory', () => {
     expect(t.evaluations.sent).toHaveLength(4)
 
     t.commands.setPingStatus(HOST.id, 'ConnectionLost')
-    t.clock.advance(20 * 60_000)
+    t.clock.advance(25 * 60_000)
     const shard = shardOf(HOST.id, 4)
     const deps = { ...t.fleet, commands: t.commands }
     const out = await evaluateShard(deps, { shard, of: 4, at: t.clock.iso() })
