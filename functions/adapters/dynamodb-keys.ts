@@ -118,6 +118,7 @@ export const itemSize = (item: Record<string, unknown>): number => {
     if (typeof v === 'string') return utf8(v)
     if (typeof v === 'number' || typeof v === 'bigint') return 21
     if (typeof v === 'boolean' || v === null || v === undefined) return 1
+    if (v instanceof Uint8Array) return v.byteLength
     if (v instanceof Set) return [...v].reduce((n: number, x) => n + valueSize(x), 0)
     if (Array.isArray(v)) return 3 + v.reduce((n: number, x) => n + 1 + valueSize(x), 0)
     if (typeof v === 'object') {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 /**
  * The DynamoDB FleetStore against moto_server: the StateStore, DedupStore and FleetStore contracts (the same suites
  * as the in-memory twin), then what only DynamoDB has: the documented item layout and TTLs, how writes spread over
@@ -5,7 +6,7 @@
  * one table, and the day-bucket walks checked against the in-memory twin over many days.
  */
 import type { DynamoDBClient, DynamoDBClientConfig } from '@aws-sdk/client-dynamodb'
-import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb'
+import { DynamoDBDocumentClient, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb'
 import fc from 'fast-check'
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest'
 import { DynamoDbStoreError } from '../../functions/adapters/dynamodb-errors.ts'
@@ -342,7 +343,10 @@ describe.skipIf(!moto)('DynamoDbFleetStore on moto_server', () => {
     it('refuses an item over the 400 KB limit with a clear StoreError, storing nothing', async () => {
       const store = await makeStore()
       const huge = hostState(HOST_A, 1)
-      huge.resources.big = { x: { policy: 'big', resource: 'x', hist: [0], last: { blob: 'x'.repeat(420_000) } } }
+      // Incompressible: the limit is on the stored (compressed) item.
+      huge.resources.big = {
+        x: { policy: 'big', resource: 'x', hist: [0], last: { blob: randomBytes(450_000).toString('base64') } },
+      }
       const err = await failure(store.putHostState(HOST_A, huge, undefined))
       expect(err).toBeInstanceOf(StoreError)
       expect(err).toMatchObject({ code: 'invalid' })
@@ -359,6 +363,36 @@ describe.skipIf(!moto)('DynamoDbFleetStore on moto_server', () => {
       const small: AuditRecord = { kind: 'result', at: at(0), hostId: HOST_A, data: {} }
       await expect(store.appendAudit([small, bigAudit])).rejects.toMatchObject({ code: 'invalid' })
       expect(await store.listAudit({ limit: 10 })).toEqual([])
+    })
+
+    it('stores a host state compressed (a write costs a WRU per KB), and still reads one stored as plain JSON', async () => {
+      const tableName = await freshTable()
+      const store = new DynamoDbFleetStore({ client: shared!, tableName })
+      const state = hostState(HOST_A, 1)
+      for (let i = 0; i < 40; i++) {
+        state.resources[`policy-${i % 8}`] ??= {}
+        state.resources[`policy-${i % 8}`]![`/mnt/disk-${i}`] = {
+          policy: `policy-${i % 8}`,
+          resource: `/mnt/disk-${i}`,
+          hist: [i, 0, 0],
+          samples: [1_763_856_000 + i * 60, 41.5 + i, 1_763_856_060 + i * 60, 41.7 + i],
+        }
+      }
+      await store.putHostState(HOST_A, state, undefined)
+      const [item] = (await scan(tableName)).filter((i) => i.sk === 'STATE')
+      expect(item!.data).toBeUndefined()
+      expect(item!.dataZ).toBeInstanceOf(Uint8Array)
+      const json = Buffer.byteLength(JSON.stringify(state))
+      expect((item!.dataZ as Uint8Array).byteLength).toBeLessThan(json / 3)
+      expect(await store.getHostState(HOST_A)).toEqual({ state, version: 1 })
+
+      // A state written as plain JSON (by an earlier version) reads the same, and the next write compresses it.
+      const doc = DynamoDBDocumentClient.from(shared!)
+      const { dataZ: _z, ...plain } = item!
+      await doc.send(new PutCommand({ TableName: tableName, Item: { ...plain, data: JSON.stringify(state) } }))
+      expect(await store.getHostState(HOST_A)).toEqual({ state, version: 1 })
+      expect(await store.putHostState(HOST_A, state, 1)).toBe(2)
+      expect((await scan(tableName)).find((i) => i.sk === 'STATE')!.dataZ).toBeInstanceOf(Uint8Array)
     })
 
     it('writes a batch larger than one transaction, and a replay of it adds nothing', async () => {
