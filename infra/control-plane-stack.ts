@@ -36,7 +36,7 @@ import type { FunctionBundler } from './bundle.ts'
 import type { LoadedFleetConfig } from './config.ts'
 import { type EnvName, FleetFunction } from './constructs/fleet-function.ts'
 import { SsmDocuments } from './constructs/ssm-documents.ts'
-import { MANAGED_TAG, QUEUE_CONSUMERS, type QueueName, S3_PREFIX, stateNames } from './layout.ts'
+import { FUNCTION_SPECS, MANAGED_TAG, QUEUE_CONSUMERS, type QueueName, S3_PREFIX, stateNames } from './layout.ts'
 import { acknowledge, wildcardResourceFinding } from './nag.ts'
 import type { StatefulStack } from './stateful-stack.ts'
 
@@ -107,9 +107,13 @@ const environmentOf = (name: FunctionName): Exclude<EnvName, 'config'>[] => {
   ]
 }
 
-/** Event-source settings per queue: batch size 10, partial batch failures, a ceiling on pollers where it matters. */
-const EVENT_SOURCES: Record<QueueName, { maxConcurrency?: number }> = {
-  reports: {},
+/**
+ * Event-source settings per queue: batch size 10, partial batch failures, a ceiling on pollers where it matters. The
+ * reports queue waits up to 5 s to fill a batch: fewer invocations and receives, and a fault still acted on in
+ * seconds.
+ */
+const EVENT_SOURCES: Record<QueueName, { maxConcurrency?: number; maxBatchingWindowSeconds?: number }> = {
+  reports: { maxBatchingWindowSeconds: 5 },
   evaluations: { maxConcurrency: 10 },
   actions: { maxConcurrency: 5 },
   notifications: { maxConcurrency: 5 },
@@ -204,6 +208,9 @@ export class ControlPlaneStack extends Stack {
           batchSize: 10,
           reportBatchItemFailures: true,
           ...(maxConcurrency !== undefined ? { maxConcurrency } : {}),
+          ...(EVENT_SOURCES[queue].maxBatchingWindowSeconds
+            ? { maxBatchingWindow: Duration.seconds(EVENT_SOURCES[queue].maxBatchingWindowSeconds) }
+            : {}),
         }),
       )
     }
@@ -378,6 +385,13 @@ export class ControlPlaneStack extends Stack {
         wildcardResourceFinding(this, `${table.tableArn}/index/*`),
         `the table's global secondary index (${TABLE.indexes.map((i) => i.name).join(', ')}) is queried by the code that owns the table`,
       )
+      if (FUNCTION_SPECS[name].tracing === 'pass-through') {
+        acknowledge(
+          functions[name].fn,
+          'Serverless-LambdaTracing',
+          'X-Ray in pass-through mode: a high-volume function (a batch per host every 15 minutes, or a tick per host every round) whose every invocation default sampling would trace, at a cost above the rest of the control plane; its logs and metrics still cover it, and the low-volume functions trace actively',
+        )
+      }
       if (name === 'record-command-result') {
         acknowledge(
           defaultPolicy,

@@ -8,32 +8,45 @@ import type { FunctionName } from '../functions/platform/names.ts'
 export interface FunctionSpec {
   description: string
   timeoutSeconds: number
+  /**
+   * X-Ray: `active` traces every invocation Lambda samples; `pass-through` only those a caller already traced. The
+   * two high-volume functions (a report batch per host every 15 minutes, a tick per host every round) pass through:
+   * at 1,000 hosts Lambda's default sampling (1 request/s + 5 %) would trace nearly every invocation, and X-Ray
+   * would cost more than the rest of the control plane (npm run bench).
+   */
+  tracing: 'active' | 'pass-through'
 }
 
 export const FUNCTION_SPECS: Record<FunctionName, FunctionSpec> = {
   'ingest-reports': {
     description: 'ANSAI: reports queue → host state, engine evaluation, decisions, notifications',
     timeoutSeconds: 60,
+    tracing: 'pass-through',
   },
   'evaluate-fleet': {
     description: 'ANSAI: scheduled round (fans out shards) and evaluation of one shard of hosts',
     timeoutSeconds: 300,
+    tracing: 'pass-through',
   },
   'dispatch-remediation': {
     description: 'ANSAI: actions FIFO queue → safety gates → SSM SendCommand of an ANSAI-* document',
     timeoutSeconds: 60,
+    tracing: 'active',
   },
   'record-command-result': {
     description: 'ANSAI: SSM command status events → command result, incident verifying',
     timeoutSeconds: 60,
+    tracing: 'active',
   },
   'send-notifications': {
     description: 'ANSAI: notifications queue → SES email, signed webhooks, Slack',
     timeoutSeconds: 60,
+    tracing: 'active',
   },
   'send-digest': {
     description: 'ANSAI: the daily digest by email and webhooks',
     timeoutSeconds: 300,
+    tracing: 'active',
   },
 }
 

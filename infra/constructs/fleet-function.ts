@@ -82,7 +82,7 @@ export class FleetFunction extends Construct {
       timeout: this.timeout,
       role,
       logGroup: this.logGroup,
-      tracing: Tracing.ACTIVE,
+      tracing: spec.tracing === 'active' ? Tracing.ACTIVE : Tracing.PASS_THROUGH,
       environment,
       ...(props.reservedConcurrency !== undefined ? { reservedConcurrentExecutions: props.reservedConcurrency } : {}),
       ...(props.deadLetterQueue ? { deadLetterQueue: props.deadLetterQueue } : {}),

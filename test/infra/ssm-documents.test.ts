@@ -60,6 +60,7 @@ describe('the SSM documents', () => {
       'ANSAI-CleanupDisk',
       'ANSAI-RelieveMemory',
       'ANSAI-RenewCertificate',
+      'ANSAI-MaintainDatabase',
       'ANSAI-RetryBackup',
     ])
     for (const def of REMEDIATIONS.filter((r) => !DOCUMENTED.includes(r))) {

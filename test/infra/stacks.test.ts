@@ -11,6 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { CONFIG_FILE_NAME, ENV, FUNCTION_NAMES, TABLE } from '../../functions/platform/names.ts'
 import { INSTALL_AGENT_DOCUMENT } from '../../infra/constructs/ssm-documents.ts'
 import { DENIED_AWS_DOCUMENTS } from '../../infra/control-plane-stack.ts'
+import { FUNCTION_SPECS } from '../../infra/layout.ts'
 import { REMEDIATIONS } from '../../shared/registry/remediations/index.ts'
 import { withSsmDocuments } from '../../shared/registry/ssm.ts'
 import { buildFleet, type FleetFixture } from './fleet-fixture.ts'
@@ -191,12 +192,18 @@ describe('the functions', () => {
         Runtime: 'nodejs24.x',
         Architectures: ['arm64'],
         Handler: 'index.handler',
-        TracingConfig: { Mode: 'Active' },
         LoggingConfig: { LogGroup: { Ref: expect.any(String) } },
         MemorySize: 512,
       })
       expect(r.Properties.Timeout, id).toBeGreaterThan(3)
     }
+    // X-Ray: the two high-volume functions pass through (cost), the others trace every sampled invocation.
+    const modes = Object.fromEntries(
+      node.map(([, r]) => [String(r.Properties.Description), (r.Properties.TracingConfig as { Mode: string }).Mode]),
+    )
+    expect(Object.values(modes).sort()).toEqual(['Active', 'Active', 'Active', 'Active', 'PassThrough', 'PassThrough'])
+    expect(modes[FUNCTION_SPECS['ingest-reports'].description]).toBe('PassThrough')
+    expect(modes[FUNCTION_SPECS['evaluate-fleet'].description]).toBe('PassThrough')
     for (const [id, lg] of resourcesOf(cp, 'AWS::Logs::LogGroup')) expect(lg.Properties.RetentionInDays, id).toBe(30)
   })
 
@@ -288,6 +295,8 @@ describe('the triggers', () => {
       consumers[queueId.replace(/[0-9A-F]{8}$/, '')] = name
       const visibility = queues[queueId]!.Properties.VisibilityTimeout as number
       const timeout = functionsByName[name]!.props.Timeout as number
+      // Only the reports queue waits to fill its batches (fewer invocations at a heartbeat every 15 minutes).
+      expect(m.Properties.MaximumBatchingWindowInSeconds, name).toBe(name === 'ingest-reports' ? 5 : undefined)
       expect(visibility, `${queueId} visibility vs ${name} timeout`).toBeGreaterThanOrEqual(6 * timeout)
     }
     expect(consumers).toEqual({
