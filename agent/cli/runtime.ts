@@ -7,6 +7,7 @@ import type { CompiledPolicySet } from '../../shared/engine/compile.ts'
 import { parseDuration } from '../../shared/engine/duration.ts'
 import type { AgentConfig } from '../config/config.ts'
 import { createBackupRetryExecutor } from '../remediations/backup-retry.ts'
+import { createDbMaintenanceExecutor } from '../remediations/db-maintenance.ts'
 import { localRunner } from '../remediations/runner.ts'
 import type { RemediationExecutor } from '../remediations/types.ts'
 import { SqliteStore } from '../store/sqlite.ts'
@@ -38,6 +39,8 @@ export const openHostRuntime = async (
     'backup-retry': createBackupRetryExecutor({
       commands: config.remediation.backupCommands,
     }) as RemediationExecutor<never>,
+    // The connection settings of the databases this config names (not only the default config file's).
+    'db-maintenance': createDbMaintenanceExecutor({ databases: config.probes.databases }) as RemediationExecutor<never>,
   }
   const runner = localRunner({ log: opts.log, overrides })
   const collector = { collect: async () => (await collectReport(config, config.state.dir)).report }

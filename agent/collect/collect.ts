@@ -12,6 +12,7 @@ export type ProbeName =
   | 'memory'
   | 'processMemory'
   | 'certificates'
+  | 'databases'
   | 'backups'
   | 'cron'
   | 'dns'
@@ -70,6 +71,16 @@ export const PROBE_ENTRIES: readonly ProbeEntry[] = [
     enabled: (c) => c.certificates.files.length > 0 || c.certificates.endpoints.length > 0,
     timeoutMs: (c) => 10_000 + Math.ceil(c.certificates.endpoints.length / 8) * (c.certificates.timeoutMs + 500),
     run: async (c, ctx) => (await import('./certificates.ts')).collectCertificates(c.certificates, ctx),
+  },
+  {
+    name: 'databases',
+    probe: 'database',
+    enabled: (c) => c.databases.length > 0,
+    // 4 at once; a target takes at most two queries, each within its timeoutSeconds (plus the kill grace)
+    timeoutMs: (c) =>
+      5_000 +
+      Math.ceil(c.databases.length / 4) * Math.max(0, ...c.databases.map((d) => d.timeoutSeconds * 2_000 + 2_500)),
+    run: async (c, ctx) => (await import('./databases.ts')).collectDatabases(c.databases, ctx),
   },
   {
     name: 'backups',

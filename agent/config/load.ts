@@ -39,6 +39,7 @@ export const defaultAgentConfig = (): AgentConfig => ({
     memory: { enabled: true },
     processMemory: {},
     certificates: { files: ['/etc/letsencrypt/live/*/cert.pem'], endpoints: [], timeoutMs: 3000 },
+    databases: [],
     backups: [],
     cron: { enabled: true, markerDir: '/var/lib/ansai/cron', expect: [] },
     dns: { names: [], timeoutMs: 2000 },

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { formatIssuePath as formatPath } from '../../shared/contracts/issue-path.ts'
 import { parseDuration } from '../../shared/engine/duration.ts'
+import { databaseTargetName } from '../probes/db-client.ts'
 
 /**
  * The `probes:` part of the agent's config file: what `ansai-agent collect` observes on this host. Every field has a
@@ -15,6 +16,10 @@ import { parseDuration } from '../../shared/engine/duration.ts'
  *   certificates:
  *     files: ["/etc/letsencrypt/live/*\/cert.pem", /etc/nginx/tls/site.pem]
  *     endpoints: ["example.com:443", { host: 127.0.0.1, port: 8443, servername: api.example.com }]
+ *   databases:
+ *     - { engine: postgresql, database: app }                  # local socket, peer auth as the OS user postgres
+ *     - { engine: mariadb, database: shop, defaultsFile: /etc/ansai/my.cnf }
+ *     - { engine: sqlite, database: /var/lib/app/app.db }
  *   backups:
  *     - { job: nightly, dir: /var/backups/app, pattern: "app-*.tar.gz", integrity: auto }
  *   dns: { names: [example.com] }
@@ -320,6 +325,108 @@ export const CustomConfigSchema = z
   })
   .describe('Custom metrics')
 
+export const DATABASE_ENGINES = ['postgresql', 'mariadb', 'mysql', 'sqlite'] as const
+
+/**
+ * A database name as db-maintenance's params take it (shared/registry/remediations/db-maintenance.ts, repeated here
+ * so the agent's config loads without the registry): letters, digits, `_` and `-`, starting with a letter or `_`.
+ */
+const DB_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/
+/** A PostgreSQL role or MariaDB/MySQL user name: never an option (`-`), no spaces, quotes or `$`. */
+const DB_USER = /^[A-Za-z_][A-Za-z0-9_.@-]{0,79}$/
+/** A Unix user name (useradd's rules, the common subset). */
+const OS_USER = /^[a-z_][a-z0-9_-]{0,31}$/
+
+/** An absolute path in canonical form (no `.`/`..` segments, no `//`, no trailing slash, no control character). */
+const CanonicalPathSchema = z
+  .string()
+  .min(2)
+  .max(4096)
+  .regex(/^\//, 'an absolute path (starts with /)')
+  .refine((p) => !hasControlCharacter(p), 'no NUL or control characters')
+  .refine((p) => !p.endsWith('/') && !p.includes('//'), 'no trailing slash, no empty segment (//)')
+  .refine((p) => !p.split('/').some((s) => s === '.' || s === '..'), 'no . or .. segments')
+
+export const DatabaseTargetSchema = z
+  .strictObject({
+    engine: z.enum(DATABASE_ENGINES).describe('postgresql, mariadb, mysql or sqlite'),
+    name: z
+      .string()
+      .min(1)
+      .max(255)
+      .refine((n) => !hasControlCharacter(n), 'no control characters')
+      .optional()
+      .describe(
+        'How observations name it (their `name` field); default: the database, `host:port/database` over TCP, ' +
+          'or the file path for sqlite',
+      ),
+    database: z
+      .string()
+      .min(1)
+      .max(4096)
+      .describe('The database name (letters, digits, _ and -); for sqlite the absolute path of the database file'),
+    host: HostNameSchema.optional().describe(
+      'postgresql, mariadb, mysql: connect over TCP to this host (default: the local Unix socket)',
+    ),
+    socket: CanonicalPathSchema.optional().describe(
+      'postgresql: the socket directory (e.g. /var/run/postgresql); mariadb, mysql: the socket file ' +
+        "(e.g. /run/mysqld/mysqld.sock); default: the client's own default",
+    ),
+    port: PortSchema.optional().describe('The TCP port, or the port that names a PostgreSQL socket (default 5432)'),
+    user: z
+      .string()
+      .regex(DB_USER, 'a database user name: letters, digits and _ . @ -, starting with a letter or _')
+      .optional()
+      .describe("The database role or user to connect as (default: the client's default, the OS user)"),
+    runAs: z
+      .string()
+      .regex(OS_USER, 'a Unix user name such as postgres')
+      .optional()
+      .describe(
+        'Run the client as this OS user (setpriv; the agent must run as root), for peer or unix_socket ' +
+          'authentication. Default: postgres for a local PostgreSQL database without user when the agent is root; ' +
+          'root stays root',
+      ),
+    passFile: CanonicalPathSchema.optional().describe(
+      'postgresql: a password file in .pgpass format (given to psql as PGPASSFILE, never on the command line; ' +
+        'mode 0600, readable by runAs)',
+    ),
+    defaultsFile: CanonicalPathSchema.optional().describe(
+      'mariadb, mysql: an option file with a [client] section (user, password, socket), given as ' +
+        '--defaults-extra-file: the password never appears on the command line',
+    ),
+    timeoutSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(300)
+      .default(10)
+      .describe('How long one query of the probe may take, connection included, in seconds (default 10)'),
+  })
+  .superRefine((t, ctx) => {
+    const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message })
+    if (t.engine === 'sqlite') {
+      const path = CanonicalPathSchema.safeParse(t.database)
+      if (!path.success) issue('database', `sqlite needs the database file: ${path.error.issues[0]?.message}`)
+      for (const key of ['host', 'socket', 'port', 'user', 'runAs', 'passFile', 'defaultsFile'] as const) {
+        if (t[key] !== undefined) issue(key, `${key} does not apply to sqlite (a file)`)
+      }
+      return
+    }
+    if (!DB_NAME.test(t.database)) {
+      issue('database', 'a database name: letters, digits, _ and -, starting with a letter or _, up to 63 characters')
+    }
+    if (t.host !== undefined && t.socket !== undefined) issue('socket', 'host (TCP) or socket, not both')
+    if (t.passFile !== undefined && t.engine !== 'postgresql') {
+      issue('passFile', 'passFile is for postgresql; mariadb and mysql take defaultsFile')
+    }
+    if (t.defaultsFile !== undefined && t.engine === 'postgresql') {
+      issue('defaultsFile', 'defaultsFile is for mariadb and mysql; postgresql takes passFile')
+    }
+  })
+  .describe('A database to observe, and how to reach it (credentials never on a command line)')
+export type DatabaseTarget = z.infer<typeof DatabaseTargetSchema>
+
 export const ProbesConfigSchema = z
   .strictObject({
     services: ServicesConfigSchema.prefault({}),
@@ -327,6 +434,21 @@ export const ProbesConfigSchema = z
     memory: MemoryConfigSchema.prefault({}),
     processMemory: ProcessMemoryConfigSchema.prefault({}),
     certificates: CertificatesConfigSchema.prefault({}),
+    databases: z
+      .array(DatabaseTargetSchema)
+      .max(100)
+      .default([])
+      .superRefine((targets, ctx) => {
+        const seen = new Set<string>()
+        targets.forEach((t, i) => {
+          const key = `${t.engine}:${databaseTargetName(t)}`
+          if (seen.has(key)) {
+            ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `${key} is listed twice (give it a name)` })
+          }
+          seen.add(key)
+        })
+      })
+      .describe('Databases to observe: PostgreSQL, MariaDB/MySQL, SQLite (default none)'),
     backups: z
       .array(BackupJobSchema)
       .max(100)

@@ -12,6 +12,8 @@ export const EXECUTORS: Readonly<Record<string, () => Promise<RemediationExecuto
   'memory-relief': async () => (await import('./memory-relief.ts')).memoryReliefExecutor as RemediationExecutor<never>,
   'certificate-renew': async () =>
     (await import('./certificate-renew.ts')).certificateRenewExecutor as RemediationExecutor<never>,
+  'db-maintenance': async () =>
+    (await import('./db-maintenance.ts')).dbMaintenanceExecutor as RemediationExecutor<never>,
   'backup-retry': async () => (await import('./backup-retry.ts')).backupRetryExecutor as RemediationExecutor<never>,
   'notify-only': async () => (await import('./notify-only.ts')).notifyOnlyExecutor as RemediationExecutor<never>,
 }

@@ -31,6 +31,13 @@ export const DB_OPERATIONS_BY_ENGINE: Record<DbEngine, readonly DbOperation[]> =
 /** A database name: letters, digits, `_` and `-`, starting with a letter or `_`, at most 63 characters. */
 const DB_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/
 
+/**
+ * Either form `database` takes, before the engine's own check below: a database name, or an absolute path whose
+ * segments hold letters, digits and `. _ @ % + = : , -` only. It is also the SSM document's `allowedPattern` for
+ * the parameter (shared/registry/ssm.ts derives it from this regex), which must refuse the empty string.
+ */
+const DATABASE_FORM = /^(?:[A-Za-z_][A-Za-z0-9_-]{0,62}|(?:\/[A-Za-z0-9._@%+=:,-]+)+)$/
+
 export const DbMaintenanceParamsSchema = z
   .object({
     engine: z.enum(DB_ENGINES).describe('The database engine: postgresql, mariadb, mysql or sqlite'),
@@ -38,6 +45,10 @@ export const DbMaintenanceParamsSchema = z
       .string()
       .min(1)
       .max(4096)
+      .regex(
+        DATABASE_FORM,
+        'a database name, or for sqlite the absolute path of its file (letters, digits and . _ @ % + = : , - between the slashes)',
+      )
       .describe('The database name (letters, digits, _ and -, up to 63) or, for sqlite, the absolute path of its file'),
     operation: z
       .enum(DB_OPERATIONS)
@@ -97,7 +108,7 @@ export const dbMaintenanceRemediation: RemediationDefinition<typeof DbMaintenanc
     'One maintenance operation on one database: vacuum, analyze, reindex, optimize, an integrity check, or ending sessions left idle in a transaction (they hold locks and stop vacuum).',
   params: DbMaintenanceParamsSchema,
   risk: 'disruptive',
-  status: 'planned',
+  status: 'available',
   appliesTo: ['database'],
   defaultGuards: { limit: limitThenEscalate(2, '1d'), cooldown: '6h' },
   ssmDocument: 'ANSAI-MaintainDatabase',

@@ -20,6 +20,7 @@ describe('ProbesConfigSchema', () => {
       memory: { enabled: true },
       processMemory: {},
       certificates: { files: [...DEFAULT_CERTIFICATE_FILES], endpoints: [], timeoutMs: 3000 },
+      databases: [],
       backups: [],
       cron: { enabled: true, markerDir: '/var/lib/ansai/cron', expect: [] },
       dns: { names: [], timeoutMs: 2000 },

@@ -154,6 +154,7 @@ describe('collect', () => {
       ['memory', 'memory'],
       ['processMemory', 'process-memory'],
       ['certificates', 'certificate'],
+      ['databases', 'database'],
       ['backups', 'backup'],
       ['cron', 'cron'],
       ['dns', 'dns'],
@@ -162,7 +163,7 @@ describe('collect', () => {
       ['custom', 'custom'],
     ])
     const defaults = ProbesConfigSchema.parse({})
-    // an empty config: everything but the opt-in probes (process memory, backups, dns need names)
+    // an empty config: everything but the opt-in probes (process memory, databases, backups, dns need names)
     expect(PROBE_ENTRIES.filter((e) => e.enabled(defaults)).map((e) => e.name)).toEqual([
       'services',
       'filesystems',

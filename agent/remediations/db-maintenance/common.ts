@@ -1,0 +1,93 @@
+import { runClient, runFirstClient } from '../../collect/databases.ts'
+import type { RunResult } from '../../os/exec.ts'
+import {
+  asUser,
+  clientError,
+  type DbCommand,
+  type DbTarget,
+  describeCommand,
+  type OsUser,
+} from '../../probes/db-client.ts'
+import type { AuditEntry, ExecutorContext } from '../types.ts'
+
+/** What one engine's part of db-maintenance gets. */
+export interface MaintenanceRun {
+  ctx: ExecutorContext
+  target: DbTarget
+  /** The OS user the clients run as (setpriv), or undefined for the agent's own. */
+  user: OsUser | undefined
+  env: Readonly<Record<string, string | undefined>>
+  /** A query (measurements, listings): default 30 s. */
+  queryTimeoutMs: number
+  /** The maintenance command itself: default 50 min (an SSM command gets an hour). */
+  operationTimeoutMs: number
+  /** pg_amcheck: a path, null (use the SQL fallback), or undefined (look for it). */
+  pgAmcheck: string | null | undefined
+  sleep: (ms: number) => Promise<void>
+  audit: AuditEntry[]
+  /** Every command run, for the evidence (argv as one line; no secret is ever in an argv). */
+  commands: string[]
+}
+
+/** One engine's outcome; db-maintenance.ts turns it into the result line. */
+export interface Outcome {
+  status: 'succeeded' | 'failed' | 'skipped' | 'dry-run'
+  summary: string
+  error?: string
+  evidence: Record<string, unknown>
+  bytesRecovered?: Record<string, number>
+  items?: string[]
+  itemsTotal?: number
+}
+
+/** A command that ran to its end (any exit status), or why it did not. */
+export type Ran = { ok: true; result: RunResult; file: string } | { ok: false; reason: string; timedOut?: boolean }
+
+/** Runs one client command (as `run.user`), within `timeoutMs`; recorded in `run.commands`. */
+export async function runDb(run: MaintenanceRun, command: DbCommand, timeoutMs: number): Promise<Ran> {
+  const wrapped = asUser(command, run.user)
+  run.commands.push(describeCommand(wrapped))
+  const out = await runClient(run.ctx.run, run.env, wrapped, timeoutMs)
+  if ('missing' in out) return { ok: false, reason: `${out.missing} not found (not installed, or not on PATH)` }
+  if ('reason' in out) return { ok: false, reason: out.reason }
+  if (out.result.timedOut) {
+    return {
+      ok: false,
+      reason: `${command.file} did not finish within ${Math.round(timeoutMs / 1000)} s`,
+      timedOut: true,
+    }
+  }
+  return { ok: true, result: out.result, file: command.file }
+}
+
+/** The first installed client of `files` (mariadb, else mysql), recorded in `run.commands`. */
+export async function runFirstDb(
+  run: MaintenanceRun,
+  files: readonly string[],
+  build: (file: string) => DbCommand,
+  timeoutMs: number,
+): Promise<Ran> {
+  const out = await runFirstClient(files, build, run.user, run.ctx.run, run.env, timeoutMs)
+  if ('reason' in out) return { ok: false, reason: out.reason }
+  run.commands.push(describeCommand(asUser(build(out.file), run.user)))
+  if (out.result.timedOut) {
+    return { ok: false, reason: `${out.file} did not finish within ${Math.round(timeoutMs / 1000)} s`, timedOut: true }
+  }
+  return { ok: true, result: out.result, file: out.file }
+}
+
+/** Why a command that ran is not a success, or undefined (exit 0). */
+export const exitProblem = (ran: Extract<Ran, { ok: true }>): string | undefined =>
+  ran.result.exitCode === 0
+    ? undefined
+    : clientError(ran.result.stderr, ran.result.stdout) ||
+      `${ran.file} exited ${ran.result.exitCode ?? ran.result.signal}`
+
+/** Rounds to whole milliseconds. */
+export const ms = (n: number): number => Math.round(n)
+
+export const plural = (n: number, word: string, many = `${word}s`): string => `${n} ${n === 1 ? word : many}`
+
+/** `12.3 s` / `850 ms`. */
+export const formatDuration = (durationMs: number): string =>
+  durationMs >= 1000 ? `${Math.round(durationMs / 100) / 10} s` : `${Math.round(durationMs)} ms`
