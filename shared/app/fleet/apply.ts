@@ -56,6 +56,12 @@ export const pendingResults = async (
   return results
 }
 
+/**
+ * The engine's state as the fleet stores it: with the time of the last scheduled tick applied (the engine carries
+ * unknown fields along; only the fleet reads this one).
+ */
+export type TickedHostState = HostState & { lastTickAt?: number }
+
 const unchanged = (before: HostState | undefined, after: HostState): boolean =>
   before !== undefined &&
   before.resources === after.resources &&
@@ -136,10 +142,24 @@ export const applyToHost = async (
   input: { host: Host; reports?: readonly ReportInput[]; now: string },
 ): Promise<Applied> => {
   const { store } = deps
+  const tick = !input.reports || input.reports.length === 0
+  const tickAt = Date.parse(input.now)
   for (let attempt = 1; ; attempt++) {
     const stored = await store.getHostState(input.host.id)
+    // A scheduled round's task delivered twice (SQS is at-least-once) ticks a host once: a tick at or before the
+    // last one applied changes nothing (its debounce history would otherwise move a second time).
+    const lastTick = (stored?.state as TickedHostState | undefined)?.lastTickAt
+    if (tick && stored && lastTick !== undefined && tickAt <= lastTick) {
+      return {
+        changed: false,
+        stale: true,
+        before: stored.state,
+        out: { decisions: [], nextState: stored.state, findings: [], incidents: [] },
+      }
+    }
     const results = await pendingResults(store, stored?.state)
     const { out, stale } = evaluateAll(deps, input.host, input.reports, input.now, stored?.state, results)
+    if (tick) (out.nextState as TickedHostState).lastTickAt = tickAt
     if (unchanged(stored?.state, out.nextState) && out.decisions.length === 0 && out.incidents.length === 0) {
       return { changed: false, stale, before: stored?.state, out }
     }
