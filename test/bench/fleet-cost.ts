@@ -8,15 +8,19 @@
  * Scenarios, each on fresh resources:
  * - a steady healthy host for one simulated hour after a 75-minute warm-up, with the scheduled round every 5
  *   minutes as deployed: `default` (60 s local sampling, changes at once, 15-minute heartbeat: 4 batches of 15
- *   reports), `every-sample` (60 batches of 1 report) and `default` with host-silent above the heartbeat;
+ *   reports) and `every-sample` (60 batches of 1 report);
  * - an empty round (the fixed part of every round: plan + 16 shard messages);
  * - one fix: a disk fills → disk-cleanup through SSM → the result recorded → the next report verifies it → resolved,
  *   people told by SES and a signed webhook; then the daily digest.
+ *
+ * The scenarios deliver one message per receive (one host); the month for `hosts` hosts models the reports event
+ * source's batching window ({@link withReportBatches}).
  */
 
+import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
-import { gzipSync } from 'node:zlib'
+import { brotliDecompressSync } from 'node:zlib'
 import type { Message } from '@aws-sdk/client-sqs'
 import type { Context, EventBridgeEvent, SQSBatchResponse, SQSEvent } from 'aws-lambda'
 import { createSqsClient, createSsmClient } from '../../functions/adapters/aws-clients.ts'
@@ -94,7 +98,71 @@ export const FIXES_PER_HOST_MONTH = 2
 export const ESM_POLLERS = 5
 export const ESM_EMPTY_RECEIVES_PER_MONTH = ESM_POLLERS * 3 * 60 * HOURS_PER_MONTH
 
-export type Variant = 'default' | 'every-sample' | 'default, host-silent above the heartbeat'
+export type Variant = 'default' | 'every-sample'
+
+/** The reports queue (test/support/fleet-harness.ts names it as the stack does) and its event source's batch size. */
+export const REPORTS_QUEUE = 'ansai-reports'
+export const REPORTS_BATCH_SIZE = 10
+
+/**
+ * The reports event source's maximum batching window, seconds, as infra/control-plane-stack.ts sets it
+ * (`EVENT_SOURCES.reports.maxBatchingWindowSeconds`; read from its source, since that table is not exported).
+ */
+export const reportsBatchingWindow = (): { seconds: number; from: string } => {
+  const file = new URL('../../infra/control-plane-stack.ts', import.meta.url)
+  const m = /\breports:\s*\{[^}]*maxBatchingWindowSeconds:\s*(\d+(?:\.\d+)?)/.exec(readFileSync(file, 'utf8'))
+  return m
+    ? { seconds: Number(m[1]), from: 'infra/control-plane-stack.ts EVENT_SOURCES.reports' }
+    : { seconds: 0, from: 'none found in infra/control-plane-stack.ts: no window' }
+}
+
+/**
+ * Messages per receive (and per delete and invocation) on the reports queue with a batching window of `windowSeconds`
+ * at `messagesPerSecond`: the messages that arrive during one window, at least 1, at most the batch size. A model,
+ * not a measurement: it takes one poller gathering the window's messages (with several pollers splitting them the
+ * batches are smaller, down to 1 message per receive, as measured).
+ */
+export const messagesPerBatch = (messagesPerSecond: number, windowSeconds: number): number =>
+  Math.min(REPORTS_BATCH_SIZE, Math.max(1, messagesPerSecond * windowSeconds))
+
+/**
+ * A usage measured at one message per receive on the reports queue, with its consumer side as batches of `perBatch`
+ * messages: receives (each billed per 64 KB of the messages it returns), DeleteMessageBatch calls and ingest-reports
+ * invocations per message divided by `perBatch`, with the ingest invocation's log bytes (Lambda's lines and the one
+ * EMF line per invocation; the per-report lines are at DEBUG) likewise. Lambda ms per message are kept as measured
+ * (a batch would share the per-invocation overhead: conservative). The agent's sends do not change.
+ */
+export const withReportBatches = (u: Usage, perBatch: number): Usage => {
+  const out: Usage = new Map(u)
+  const q = `sqs.queue.${REPORTS_QUEUE}`
+  const messages = get(u, `${q}.messages`)
+  if (messages === 0 || perBatch === 1) return out
+  const set = (key: string, value: number, ...totals: string[]): void => {
+    const delta = value - get(out, key)
+    out.set(key, value)
+    for (const t of totals) out.set(t, get(out, t) + delta)
+  }
+  const bytesPerMessage = get(u, `${q}.receiveBytes`) / messages
+  const batches = messages / perBatch
+  const chunks = Math.max(1, Math.ceil((perBatch * bytesPerMessage) / PRICES.sqs.billedChunkBytes))
+  set(`${q}.receive`, batches * chunks, 'sqs.standard', 'sqs.standard.receive')
+  set(`${q}.delete`, batches, 'sqs.standard', 'sqs.standard.delete')
+  const invocations = get(u, 'lambda.ingest-reports.requests')
+  if (invocations > 0) {
+    const factor = batches / invocations
+    set('lambda.ingest-reports.requests', batches, 'lambda.requests')
+    set('logs.ingest-reports.bytes', get(u, 'logs.ingest-reports.bytes') * factor, 'logs.bytes')
+  }
+  return out
+}
+
+/** The functions infra/layout.ts traces actively (the others pass through). */
+export const ACTIVELY_TRACED = Object.entries(FUNCTION_SPECS)
+  .filter(([, spec]) => spec.tracing === 'active')
+  .map(([name]) => name)
+/** X-Ray traces recorded in a month of `all`: the actively traced functions only. */
+export const xrayTracesOf = (all: Usage): number =>
+  ACTIVELY_TRACED.reduce((n, fn) => n + tracesPerMonth(get(all, `lambda.${fn}.requests`)), 0)
 
 export interface HourResult {
   variant: Variant
@@ -106,10 +174,11 @@ export interface HourResult {
   round0: Usage
   batches: number
   reports: number
-  /** Bytes of the host's state item at the end, and gzip of its JSON. */
+  /** Bytes of the host's state item at the end (as DynamoDB counts them), of its state JSON, and of the state as
+   * stored in the item (Brotli in `dataZ`, or the JSON in `data` when small). */
   stateItemBytes: number
   stateJsonBytes: number
-  stateGzipBytes: number
+  stateStoredBytes: number
   /** Mean measured ms of one ingest invocation in this hour. */
   ingestMs: number
   ingestCpuMs: number
@@ -133,6 +202,10 @@ export interface Monthly {
   fixedByService: Record<Service | 'CloudWatch metrics', number>
   total: number
   xrayTraces: number
+  /** The reports event source's batching window as modelled for `hosts` hosts. */
+  batching: { windowSeconds: number; messagesPerSecond: number; perBatch: number }
+  /** Per host per month before that model (one message per receive, as measured). */
+  perHostMeasured: Usage
 }
 
 export interface CostResult {
@@ -326,26 +399,6 @@ const round = async (f: Fleet, atMs: number): Promise<void> => {
   await drain(f, [...ALL])
 }
 
-const hostSilentAboveHeartbeat = (config: FleetRuntimeConfig): FleetRuntimeConfig => ({
-  ...config,
-  disable: [...config.disable, 'host-silent'],
-  policies: [
-    ...config.policies,
-    {
-      file: 'host-silent-heartbeat.yaml',
-      text: `apiVersion: ansai/v1
-kind: Policy
-metadata: { name: host-silent-heartbeat, description: A host silent for longer than its heartbeat }
-spec:
-  observe: host
-  severity:
-    warning: { when: "silentMinutes > 20" }
-    critical: { when: "silentMinutes > 35" }
-`,
-    },
-  ],
-})
-
 /** One simulated hour of a steady host (after the warm-up), rounds included; and the fixed part of a round. */
 const steadyHour = async (
   moto: MotoServer,
@@ -414,7 +467,8 @@ const steadyHour = async (
       (get(rn, 'lambda.evaluate-fleet.cpuMs') - get(r0, 'lambda.evaluate-fleet.cpuMs')) / (roundHosts + 1)
   }
   const image = meter.imageOf(`HOST#${host.host.id}`, 'STATE')
-  const stateJson = image?.data?.S ?? ''
+  const packed = image?.dataZ?.B
+  const stateJson = packed ? brotliDecompressSync(packed).toString('utf8') : (image?.data?.S ?? '')
   const hour: HourResult = {
     variant,
     mode,
@@ -425,7 +479,7 @@ const steadyHour = async (
     reports: host.sent.reduce((n, b) => n + b.reports.length, 0) - reportsBefore,
     stateItemBytes: meter.sizeOf(`HOST#${host.host.id}`, 'STATE'),
     stateJsonBytes: Buffer.byteLength(stateJson),
-    stateGzipBytes: gzipSync(stateJson).byteLength,
+    stateStoredBytes: packed ? packed.byteLength : Buffer.byteLength(stateJson),
     ingestMs: ingests.reduce((n, i) => n + i.ms, 0) / Math.max(1, ingests.length),
     ingestCpuMs: ingests.reduce((n, i) => n + i.cpuMs, 0) / Math.max(1, ingests.length),
     ...(roundMsPerHost !== undefined
@@ -574,7 +628,7 @@ export const monthly = (
   customMetrics: number,
   hosts = 1000,
 ): Monthly => {
-  const perHost = sumUsage(
+  const perHostMeasured = sumUsage(
     { usage: perHostHourUsage, times: HOURS_PER_MONTH },
     { usage: fix, times: FIXES_PER_HOST_MONTH },
   )
@@ -583,9 +637,14 @@ export const monthly = (
     { usage: digest, times: DIGESTS_PER_MONTH },
     { usage: esmIdle(), times: 1 },
   )
+  // The reports event source's batching window at this fleet's message rate (the scenarios deliver one per receive).
+  const windowSeconds = reportsBatchingWindow().seconds
+  const messagesPerSecond = (get(perHostHourUsage, `sqs.queue.${REPORTS_QUEUE}.messages`) * hosts) / 3600
+  const perBatch = messagesPerBatch(messagesPerSecond, windowSeconds)
+  const perHost = withReportBatches(perHostMeasured, perBatch)
   const all = sumUsage({ usage: perHost, times: hosts }, { usage: fixed, times: 1 })
-  const fns = Object.keys(FUNCTION_SPECS)
-  const xrayTraces = fns.reduce((n, fn) => n + tracesPerMonth(get(all, `lambda.${fn}.requests`)), 0)
+  // X-Ray only for the functions the stack traces actively (the high-volume ones pass through: infra/layout.ts).
+  const xrayTraces = xrayTracesOf(all)
   const xray = (xrayTraces * PRICES.xray.perMillionTracesRecorded) / 1e6
   const metrics = customMetrics * PRICES.cloudwatch.customMetricPerMonth
   const fixedByService = { ...priceUsage(fixed), 'CloudWatch metrics': metrics }
@@ -601,6 +660,8 @@ export const monthly = (
     fixedByService,
     total: totalOf(byService),
     xrayTraces,
+    batching: { windowSeconds, messagesPerSecond, perBatch },
+    perHostMeasured,
   }
 }
 
@@ -625,11 +686,6 @@ export const runFleetCost = async (
     const runs: { variant: Variant; mode: SendMode; config: FleetRuntimeConfig }[] = [
       { variant: 'default', mode: 'default', config: base },
       { variant: 'every-sample', mode: 'every-sample', config: base },
-      {
-        variant: 'default, host-silent above the heartbeat',
-        mode: 'default',
-        config: hostSilentAboveHeartbeat(base),
-      },
     ]
     const hours: HourResult[] = []
     const metrics = new Set<string>()
@@ -672,7 +728,7 @@ export const runFleetCost = async (
     }
     for (const r of runs) {
       if (opts.variants && !opts.variants.includes(r.variant)) continue
-      const roundHosts = r.variant === 'default, host-silent above the heartbeat' ? ROUND_HOSTS : 0
+      const roundHosts = r.variant === 'default' ? ROUND_HOSTS : 0
       const { hour, fleet } = await steadyHour(moto, r.config, r.variant, r.mode, hostIndex, log, roundHosts)
       hours.push(hour)
       keep(fleet, r.variant)

@@ -81,7 +81,9 @@ interface Shadow {
   /** gsi1 key, when the item is in the index. */
   gsi: string | undefined
   type: string
-  /** The marshalled item as JSON (to see whether a write changed it). */
+  /** The marshalled item as written or read back (binary attributes as Uint8Array). */
+  item: AV
+  /** The marshalled item as JSON (to see whether a write changed it; a Uint8Array as its bytes). */
   image: string
 }
 
@@ -89,7 +91,11 @@ const shadowOf = (item: AV): Shadow => ({
   size: avItemSize(item),
   gsi: item.gsi1pk?.S !== undefined ? `${item.gsi1pk.S}\u0000${item.gsi1sk?.S ?? ''}` : undefined,
   type: item.type?.S ?? 'item',
-  image: JSON.stringify(item),
+  item,
+  image: JSON.stringify(item, function (this: Record<string, unknown>, key: string, value: unknown) {
+    const raw = this[key]
+    return raw instanceof Uint8Array ? Buffer.from(raw).toString('base64') : value
+  }),
 })
 
 interface WriteTarget {
@@ -336,10 +342,9 @@ export class FleetMeter {
     return this.shadow.get(idOf(pk, sk))?.size ?? 0
   }
 
-  /** The item as last written (marshalled), or undefined. */
+  /** The item as last written (marshalled: a binary attribute is a Uint8Array), or undefined. */
   imageOf(pk: string, sk: string): AV | undefined {
-    const s = this.shadow.get(idOf(pk, sk))
-    return s ? (JSON.parse(s.image) as AV) : undefined
+    return this.shadow.get(idOf(pk, sk))?.item
   }
 
   /** Bytes of every item the shadow holds, and how many (storage). */
@@ -483,9 +488,12 @@ export class FleetMeter {
   }
 
   private sqs(op: string, input: Json, output: Json, usage: Usage): void {
-    const fifo = String(input.QueueUrl ?? '').endsWith('.fifo')
+    const url = String(input.QueueUrl ?? '')
+    const fifo = url.endsWith('.fifo')
     const chunk = PRICES.sqs.billedChunkBytes
     const key = fifo ? 'sqs.fifo' : 'sqs.standard'
+    // The same by queue (`sqs.queue.<name>.send|sendBytes|receive|messages|receiveBytes|delete`), not in the totals.
+    const q = `sqs.queue.${url.slice(url.lastIndexOf('/') + 1)}`
     const attrBytes = (attrs: unknown): number =>
       Object.entries((attrs ?? {}) as Record<string, { DataType?: string; StringValue?: string }>).reduce(
         (n, [k, a]) => n + utf8(k) + utf8(a.DataType ?? '') + utf8(a.StringValue ?? ''),
@@ -497,6 +505,8 @@ export class FleetMeter {
         addTo(usage, key, Math.max(1, Math.ceil(bytes / chunk)))
         addTo(usage, `${key}.send`, Math.max(1, Math.ceil(bytes / chunk)))
         addTo(usage, `${key}.sendBytes`, bytes)
+        addTo(usage, `${q}.send`, Math.max(1, Math.ceil(bytes / chunk)))
+        addTo(usage, `${q}.sendBytes`, bytes)
         break
       }
       case 'SendMessageBatch': {
@@ -505,6 +515,8 @@ export class FleetMeter {
         addTo(usage, key, Math.max(1, Math.ceil(bytes / chunk)))
         addTo(usage, `${key}.send`, Math.max(1, Math.ceil(bytes / chunk)))
         addTo(usage, `${key}.sendBytes`, bytes)
+        addTo(usage, `${q}.send`, Math.max(1, Math.ceil(bytes / chunk)))
+        addTo(usage, `${q}.sendBytes`, bytes)
         break
       }
       case 'ReceiveMessage': {
@@ -518,6 +530,9 @@ export class FleetMeter {
         addTo(usage, `${key}.receive`, Math.max(1, Math.ceil(bytes / chunk)))
         addTo(usage, `${key}.messages`, messages.length)
         addTo(usage, `${key}.receiveBytes`, bytes)
+        addTo(usage, `${q}.receive`, Math.max(1, Math.ceil(bytes / chunk)))
+        addTo(usage, `${q}.messages`, messages.length)
+        addTo(usage, `${q}.receiveBytes`, bytes)
         break
       }
       case 'DeleteMessage':
@@ -526,6 +541,7 @@ export class FleetMeter {
       case 'ChangeMessageVisibilityBatch':
         addTo(usage, key, 1)
         addTo(usage, `${key}.delete`, 1)
+        addTo(usage, `${q}.delete`, 1)
         break
       default:
         // GetQueueAttributes of the event source stand-in: not on the functions' path

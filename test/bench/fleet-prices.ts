@@ -34,7 +34,8 @@ export const LAMBDA_MEMORY_GB = 512 / 1024
 
 /**
  * Named quantities, all additive:
- * - `sqs.standard`, `sqs.fifo`: billed requests (64 KB chunks), empty receives left out (`sqs.empty`)
+ * - `sqs.standard`, `sqs.fifo`: billed requests (64 KB chunks), empty receives left out (`sqs.empty`); by queue
+ *   (not in the totals) `sqs.queue.<name>.send|receive|delete` (billed), `.messages`, `.sendBytes`, `.receiveBytes`
  * - `lambda.requests`, `lambda.ms` (billed: each invocation rounded up to 1 ms), `lambda.cpuMs`, and per function
  *   `lambda.<fn>.requests`, `lambda.<fn>.ms`, `lambda.<fn>.cpuMs`
  * - `ddb.wru`, `ddb.gsiWru`, `ddb.rru`, and by item type / operation `ddb.wru.<type>`, `ddb.gsiWru.<type>`,

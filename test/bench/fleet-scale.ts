@@ -261,6 +261,9 @@ const runHandler = async (
   }
 }
 
+/** Minutes after the last report of the "all silent" round: past the baseline host-silent warning (> 20 min). */
+export const SILENT_TICK_MINUTES = 25
+
 /** One scheduled round over every host in the store: 16 shards, a tick per host (quiet, then all silent). */
 const runRound = async (deps: ReturnType<typeof makeDeps>, lastMs: number, shards: number) => {
   const commands = new MemoryCommandRunner()
@@ -277,7 +280,7 @@ const runRound = async (deps: ReturnType<typeof makeDeps>, lastMs: number, shard
     return { hosts, decisions, msPerHost: (performance.now() - t0) / hosts }
   }
   const q = await quiet(() => tick(lastMs + 2 * 60_000))
-  const s = await quiet(() => tick(lastMs + 10 * 60_000))
+  const s = await quiet(() => tick(lastMs + SILENT_TICK_MINUTES * 60_000))
   return {
     hosts: q.value.hosts,
     shards,
@@ -338,10 +341,10 @@ export interface AwsPathFigures {
   roundMsPerHost: number
   roundCpuMsPerHost: number
   roundRruPerHost: number
-  /** State item bytes, the JSON in it, and that JSON gzipped, of a steady host. */
+  /** State item bytes (as DynamoDB counts them), its state JSON, and the state as stored (Brotli in `dataZ`). */
   stateItemBytes: number
   stateJsonBytes: number
-  stateGzipBytes: number
+  stateStoredBytes: number
 }
 
 export interface Limit {
@@ -381,15 +384,14 @@ export const limitsAt = (scale: ScaleResult, aws: AwsPathFigures | undefined, ho
   })
   if (aws) {
     const item = aws.stateItemBytes
-    const gz = item - aws.stateJsonBytes + aws.stateGzipBytes
+    const plain = item - aws.stateStoredBytes + aws.stateJsonBytes
     const wru = Math.ceil(item / 1024)
-    const wruGz = Math.ceil(gz / 1024)
     const rounds = (hosts * Math.ceil(item / 4096)) / 300
     out.push({
       what: 'DynamoDB WRU/s, default / every-sample',
       value: `${fmt(msgsDefault * wru)} / ${fmt(msgsEvery * wru)}`,
       bound: 'new on-demand table: 4,000',
-      note: `one conditional put of the ${fmt(item / 1024, 1)} KB host state (${wru} WRU) per message; a new on-demand table serves 4,000 WRU/s and 12,000 RRU/s at once and then twice its previous peak, so every-sample is throttled at first (warm throughput can be set); with the state gzipped (${fmt(gz / 1024, 1)} KB, ${wruGz} WRU) ${fmt(msgsDefault * wruGz)} / ${fmt(msgsEvery * wruGz)}; rounds read ${fmt(rounds)} RRU/s on average (every host's state every 300 s), in bursts while 16 shards run`,
+      note: `one conditional put of the ${fmt(item / 1024, 1)} KB host-state item (${wru} WRU; its ${fmt(aws.stateJsonBytes / 1024, 1)} KB of state JSON stored as ${fmt(aws.stateStoredBytes / 1024, 1)} KB of Brotli, uncompressed ${Math.ceil(plain / 1024)} WRU) per message; a new on-demand table serves 4,000 WRU/s and 12,000 RRU/s at once and then twice its previous peak (warm throughput can be set); rounds read ${fmt(rounds)} RRU/s on average (every host's state every 300 s), in bursts while 16 shards run`,
     })
   }
   out.push({
@@ -408,10 +410,10 @@ export const limitsAt = (scale: ScaleResult, aws: AwsPathFigures | undefined, ho
     note: `${fmt(perShard)} hosts per shard × ${fmt(tick, 1)} ms per host at 512 MB (${aws ? `measured against moto: ${fmt(aws.roundMsPerHost, 1)} ms and ${fmt(aws.roundRruPerHost, 1)} RRU per host, a consistent read of the state and the tick` : 'the in-memory tick'}; in memory the tick alone is ${fmt(scale.round.quietMsPerHost, 3)} ms here); for ≤ 60 s per shard ${fmt(Math.ceil((hosts * tick) / 60_000))} shards; a shard must also finish before the next round 300 s later`,
   })
   out.push({
-    what: 'SSM DescribeInstanceInformation per round',
-    value: fmt((hosts * (2 / 3)) / 50),
+    what: 'SSM DescribeInstanceInformation per round, healthy / all silent',
+    value: `0 / ${fmt(hosts / 50)}`,
     bound: 'assumption: tens of calls/s',
-    note: `a round asks SSM for the ping status of every host silent > 5 min (SILENT_AFTER_MS), 50 per call: with the 15-minute heartbeat about 2/3 of healthy hosts in every round, ${fmt((hosts * (2 / 3)) / 50 / 300, 1)} calls/s on average and bursts while 16 shards run; SSM does not publish per-action rates (assumption: read APIs throttle at tens of calls/s per account and region; the SDK's adaptive retries back off)`,
+    note: `a round asks SSM for the ping status of the hosts silent > 20 min (SILENT_AFTER_MS, above the 15-minute heartbeat, as the baseline host-silent warning), 50 per call: none in a healthy fleet; were every host silent (the agents or their network down), ${fmt(hosts / 50)} calls a round, ${fmt(hosts / 50 / 300, 1)} calls/s on average and bursts while 16 shards run; SSM does not publish per-action rates (assumption: read APIs throttle at tens of calls/s per account and region; the SDK's adaptive retries back off)`,
   })
   out.push({
     what: 'a fault on every host: enqueue actions / run them',

@@ -7,20 +7,29 @@
  *   node --expose-gc test/bench/fleet.ts --scale-only  the scale part only
  */
 import { fileURLToPath } from 'node:url'
+import { FUNCTION_SPECS } from '../../infra/layout.ts'
 import { hasMotoServer } from '../support/moto.ts'
 import {
+  ACTIVELY_TRACED,
   type CostResult,
   ESM_EMPTY_RECEIVES_PER_MONTH,
   ESM_POLLERS,
   FIXES_PER_HOST_MONTH,
+  HEARTBEAT_MS,
   type HourResult,
   type Monthly,
+  monthly,
   perHostHour,
+  REPORTS_BATCH_SIZE,
+  REPORTS_QUEUE,
+  reportsBatchingWindow,
   runFleetCost,
+  withReportBatches,
 } from './fleet-cost.ts'
 import {
   get,
   HOURS_PER_MONTH,
+  LAMBDA_MEMORY_GB,
   PRICES,
   priceUsage,
   SERVICES,
@@ -36,6 +45,7 @@ import {
   limitsAt,
   runFleetScale,
   type ScaleResult,
+  SILENT_TICK_MINUTES,
 } from './fleet-scale.ts'
 
 export type Row = [label: string, value: string, goal: string]
@@ -85,142 +95,210 @@ const topKeys = (u: Usage, prefix: string, k = 4): string =>
     .map(([key, v]) => `${key.slice(prefix.length + 1)} ${n0(v)}`)
     .join(', ')
 
+/** Sets a detailed key to `value` and moves the totals it is part of by the difference. */
+const setKey = (u: Usage, key: string, value: number, ...totals: string[]): void => {
+  const delta = value - get(u, key)
+  u.set(key, value)
+  for (const t of totals) u.set(t, get(u, t) + delta)
+}
+
+/** Scales every `ddb.<unit>.<detail>` key whose detail matches, with its total `ddb.<unit>`. */
+const scaleDdb = (u: Usage, detail: RegExp, factor: number, units = ['wru', 'gsiWru', 'rru']): void => {
+  for (const key of [...u.keys()]) {
+    const m = /^ddb\.(\w+)\.(.+)$/.exec(key)
+    if (m && units.includes(m[1]!) && detail.test(m[2]!)) setKey(u, key, get(u, key) * factor, `ddb.${m[1]}`)
+  }
+}
+
+const HOUR_MS = 60 * 60_000
+const HEARTBEAT_MINUTES = HEARTBEAT_MS / 60_000
+
+/** A change not shipped, as what it does to a host's hour: its report batches and its part of the rounds. */
+interface Change {
+  step: string
+  apply: (batch: Usage, rounds: Usage) => void
+}
+
+const CHANGES: Change[] = [
+  {
+    step: '(a) the round reads only hosts with something due (no state read nor evaluation per quiet host)',
+    apply: (_batch, rounds) => {
+      scaleDdb(rounds, /host-state$/, 0, ['rru'])
+      setKey(rounds, 'lambda.evaluate-fleet.ms', 0, 'lambda.ms')
+      setKey(rounds, 'lambda.evaluate-fleet.cpuMs', 0, 'lambda.cpuMs')
+    },
+  },
+  {
+    step: `(b) a 60-minute heartbeat instead of ${HEARTBEAT_MINUTES} (host-silent then above 65 min, SILENT_AFTER_MS likewise; changes still sent at once)`,
+    apply: (batch) => {
+      // A quarter of the messages, each with 4 × the reports: per-message quantities × 1/4, Lambda ms as measured.
+      const f = HEARTBEAT_MS / HOUR_MS
+      const q = `sqs.queue.${REPORTS_QUEUE}`
+      const chunk = PRICES.sqs.billedChunkBytes
+      const messages = get(batch, `${q}.messages`) * f
+      const chunks = (bytes: number) => messages * Math.max(1, Math.ceil(bytes / messages / chunk))
+      setKey(batch, `${q}.send`, chunks(get(batch, `${q}.sendBytes`)), 'sqs.standard', 'sqs.standard.send')
+      setKey(batch, `${q}.receive`, chunks(get(batch, `${q}.receiveBytes`)), 'sqs.standard', 'sqs.standard.receive')
+      setKey(batch, `${q}.delete`, get(batch, `${q}.delete`) * f, 'sqs.standard', 'sqs.standard.delete')
+      setKey(batch, `${q}.messages`, messages, 'sqs.standard.messages')
+      setKey(
+        batch,
+        'lambda.ingest-reports.requests',
+        get(batch, 'lambda.ingest-reports.requests') * f,
+        'lambda.requests',
+      )
+      setKey(batch, 'logs.ingest-reports.bytes', get(batch, 'logs.ingest-reports.bytes') * f, 'logs.bytes')
+      scaleDdb(batch, /host-state$/, f)
+    },
+  },
+  {
+    step: '(c) eventually consistent reads of the host state in rounds (½ RRU)',
+    apply: (_batch, rounds) => scaleDdb(rounds, /host-state$/, 0.5, ['rru']),
+  },
+]
+
+interface Step {
+  step: string
+  total: number
+  /** The step alone on the default mode as shipped. */
+  alone: number
+  month: Monthly
+}
+
+const tickOf = (h: HourResult) => ({ ms: h.roundMsPerHost ?? 0, cpuMs: h.roundCpuMsPerHost ?? 0 })
+
+/** A host's part of its 12 rounds in an hour (what perHostHour adds to its batches). */
+const roundPart = (h: HourResult, tick: { ms: number; cpuMs: number }): Usage =>
+  sumUsage({ usage: perHostHour(h, tick), times: 1 }, { usage: h.batch, times: -1 })
+
 /**
- * The default mode (host-silent fixed) with changes applied one after another, recomputed from the measured
- * per-host-hour usage of its batches and of its part of the rounds (estimates from measured counts, not measured).
+ * The default mode with the changes not shipped applied one after another ({@link CHANGES}), each month recomputed
+ * by `monthly` (the batching window at the new message rate, X-Ray of the actively traced functions, the fixed part)
+ * from the measured per-host-hour usage of its batches and of its part of the rounds: estimates, not measurements.
  */
-const whatIf = (cost: CostResult): { step: string; total: number; byService: Record<string, number> }[] => {
-  const m = cost.monthly.find((x) => x.variant === 'default, host-silent above the heartbeat')
-  const hour = cost.hours.find((h) => h.variant === 'default, host-silent above the heartbeat')
+const whatIf = (cost: CostResult, tick: { ms: number; cpuMs: number }): Step[] => {
+  const m = cost.monthly.find((x) => x.variant === 'default')
+  const hour = cost.hours.find((h) => h.variant === 'default')
   if (!m || !hour) return []
-  const batch = new Map(hour.batch)
-  const rounds = sumUsage(
-    { usage: perHostHour(hour, { ms: hour.roundMsPerHost ?? 0, cpuMs: hour.roundCpuMsPerHost ?? 0 }), times: 1 },
-    { usage: hour.batch, times: -1 },
-  )
-  let ingestTraced = true
-  const breakdown = (): Record<string, number> => {
-    const perHost = sumUsage(
-      { usage: batch, times: HOURS_PER_MONTH },
-      { usage: rounds, times: HOURS_PER_MONTH },
-      { usage: cost.fix, times: FIXES_PER_HOST_MONTH },
+  const base = () => ({ batch: new Map(hour.batch), rounds: roundPart(hour, tick) })
+  const month = (p: { batch: Usage; rounds: Usage }): Monthly =>
+    monthly(
+      'default',
+      sumUsage({ usage: p.batch, times: 1 }, { usage: p.rounds, times: 1 }),
+      hour.round0,
+      cost.fix,
+      cost.digest,
+      cost.customMetrics,
+      m.hosts,
     )
-    const all = sumUsage({ usage: perHost, times: m.hosts }, { usage: m.fixed, times: 1 })
-    const traces = FUNCTIONS.filter((fn) => ingestTraced || fn !== 'ingest-reports').reduce(
-      (n, fn) => n + tracesPerMonth(get(all, `lambda.${fn}.requests`)),
-      0,
-    )
-    return {
-      ...priceUsage(all),
-      'X-Ray': (traces * PRICES.xray.perMillionTracesRecorded) / 1e6,
-      'CloudWatch metrics': m.byService['CloudWatch metrics'],
-    }
+  const chain = base()
+  const first = month(chain)
+  const steps: Step[] = [{ step: 'as shipped (measured)', total: first.total, alone: first.total, month: first }]
+  for (const c of CHANGES) {
+    c.apply(chain.batch, chain.rounds)
+    const alone = base()
+    c.apply(alone.batch, alone.rounds)
+    const mm = month(chain)
+    steps.push({ step: c.step, total: mm.total, alone: month(alone).total, month: mm })
   }
-  const total = (): number => totalOf(breakdown())
-  /** Scale one detailed key and its total by `factor`. */
-  const scale = (u: Usage, key: string, total: string, factor: number): void => {
-    const v = get(u, key)
-    u.set(key, v * factor)
-    u.set(total, get(u, total) - v * (1 - factor))
-  }
-  const steps: { step: string; total: number; byService: Record<string, number> }[] = []
-  const push = (step: string) => steps.push({ step, total: total(), byService: breakdown() })
-  push('as measured (host-silent above the heartbeat)')
-  // 1. The state item gzipped (a binary attribute): fewer WRU per put and RRU per read.
-  const itemGz = hour.stateItemBytes - hour.stateJsonBytes + hour.stateGzipBytes
-  const [w, wGz] = [Math.ceil(hour.stateItemBytes / 1024), Math.ceil(itemGz / 1024)]
-  const [r, rGz] = [Math.ceil(hour.stateItemBytes / 4096), Math.ceil(itemGz / 4096)]
-  for (const u of [batch, rounds]) {
-    scale(u, 'ddb.wru.host-state', 'ddb.wru', wGz / w)
-    scale(u, 'ddb.rru.GetItem host-state', 'ddb.rru', rGz / r)
-  }
-  push(
-    `host state gzipped (item ${n1(hour.stateItemBytes / 1024)} → ${n1(itemGz / 1024)} KB: ${w} → ${wGz} WRU per put, ${r} → ${rGz} RRU per read)`,
-  )
-  // 2. The round touches only hosts with something due: no state read (nor evaluation) per host every 5 minutes.
-  scale(rounds, 'ddb.rru.GetItem host-state', 'ddb.rru', 0)
-  scale(rounds, 'lambda.evaluate-fleet.ms', 'lambda.ms', 0)
-  push('the round reads only hosts with something due')
-  // 3. No active tracing on ingest-reports.
-  ingestTraced = false
-  push('ingest-reports not actively traced (PassThrough or a sampling rule)')
-  // 4. A batching window on the reports event source: about 10 messages per receive, delete and invocation (a receive
-  // is still billed per 64 KB of the messages it returns).
-  const set = (u: Usage, key: string, total: string, value: number): void =>
-    scale(u, key, total, value / (get(u, key) || 1))
-  const msgs = get(batch, 'sqs.standard.messages')
-  const bytes = get(batch, 'sqs.standard.receiveBytes') / Math.max(1, msgs)
-  const chunk = PRICES.sqs.billedChunkBytes
-  set(batch, 'sqs.standard.receive', 'sqs.standard', (msgs * Math.ceil((10 * bytes) / chunk)) / 10)
-  set(batch, 'sqs.standard.delete', 'sqs.standard', msgs / 10)
-  set(batch, 'lambda.ingest-reports.requests', 'lambda.requests', msgs / 10)
-  push('a batching window on the reports event source (≈10 messages per receive, delete and invocation)')
-  // 5. A 60-minute heartbeat: a quarter of the messages, each with 4 × the reports (Lambda ms kept as measured).
-  const m60 = msgs / 4
-  set(batch, 'sqs.standard.send', 'sqs.standard', m60 * Math.ceil((4 * bytes) / chunk))
-  set(batch, 'sqs.standard.receive', 'sqs.standard', (m60 * Math.ceil((40 * bytes) / chunk)) / 10)
-  set(batch, 'sqs.standard.delete', 'sqs.standard', m60 / 10)
-  set(batch, 'lambda.ingest-reports.requests', 'lambda.requests', m60 / 10)
-  scale(batch, 'ddb.wru.host-state', 'ddb.wru', 1 / 4)
-  scale(batch, 'ddb.rru.GetItem host-state', 'ddb.rru', 1 / 4)
-  const fixed = totalOf(m.fixedByService)
-  push(
-    `heartbeat 60 min instead of 15 (host-silent after 65 min; changes still sent at once); of which ${usd(fixed)} fixed (any fleet size), so ${usd(total() - fixed)} per 1,000 hosts on top of it`,
-  )
   return steps
 }
 
-const FUNCTIONS = [
-  'ingest-reports',
-  'evaluate-fleet',
-  'dispatch-remediation',
-  'record-command-result',
-  'send-notifications',
-  'send-digest',
-] as const
+/** A usage's dollars by what bills them (a queue's requests, a function, an item type, ...), largest first. */
+const costItems = (u: Usage, customMetrics: number): { what: string; usd: number }[] => {
+  const p = PRICES
+  const out = new Map<string, number>()
+  const add = (what: string, usd: number) => {
+    if (usd > 0) out.set(what, (out.get(what) ?? 0) + usd)
+  }
+  const wru = p.dynamodb.onDemandPerMillionWriteRequestUnits / 1e6
+  const rules: [RegExp, (m: RegExpExecArray, v: number) => [string, number]][] = [
+    [/^ddb\.wru\.(.+)$/, (m, v) => [`DynamoDB writes: ${m[1]}`, v * wru]],
+    [/^ddb\.gsiWru\.(.+)$/, (m, v) => [`DynamoDB gsi1 writes: ${m[1]}`, v * wru]],
+    [
+      /^ddb\.rru\.(.+)$/,
+      (m, v) => [`DynamoDB reads: ${m[1]}`, (v * p.dynamodb.onDemandPerMillionReadRequestUnits) / 1e6],
+    ],
+    [
+      /^sqs\.queue\.(.+)\.(send|receive|delete)$/,
+      (m, v) => [
+        `SQS ${m[1]}: ${m[2]}s`,
+        (v * (m[1]!.endsWith('.fifo') ? p.sqs.fifoPerMillionRequests : p.sqs.standardPerMillionRequests)) / 1e6,
+      ],
+    ],
+    [/^lambda\.([^.]+)\.requests$/, (m, v) => [`Lambda ${m[1]}`, (v * p.lambda.perMillionRequests) / 1e6]],
+    [/^lambda\.([^.]+)\.ms$/, (m, v) => [`Lambda ${m[1]}`, (v / 1000) * LAMBDA_MEMORY_GB * p.lambda.arm64PerGbSecond]],
+    [/^logs\.([^.]+)\.bytes$/, (m, v) => [`CloudWatch Logs ${m[1]}`, (v / 2 ** 30) * p.cloudwatch.logsIngestionPerGb]],
+  ]
+  for (const [key, v] of u) {
+    for (const [re, price] of rules) {
+      const m = re.exec(key)
+      if (m) {
+        add(...price(m, v))
+        break
+      }
+    }
+  }
+  const idle = get(u, 'sqs.idle') / 4
+  add(
+    'SQS idle polling (4 queues, assumption)',
+    (3 * idle * p.sqs.standardPerMillionRequests + idle * p.sqs.fifoPerMillionRequests) / 1e6,
+  )
+  const by = priceUsage(u)
+  add('SES emails', by.SES)
+  add('EventBridge events', by.EventBridge)
+  add('Scheduler invocations', by.Scheduler)
+  add('Secrets Manager calls', by['Secrets Manager'])
+  add(`CloudWatch custom metrics (${customMetrics})`, customMetrics * p.cloudwatch.customMetricPerMonth)
+  for (const fn of ACTIVELY_TRACED)
+    add(`X-Ray ${fn}`, (tracesPerMonth(get(u, `lambda.${fn}.requests`)) * p.xray.perMillionTracesRecorded) / 1e6)
+  return [...out].map(([what, usd]) => ({ what, usd })).sort((a, b) => b.usd - a.usd)
+}
+
+const pct = (part: number, whole: number) => `${whole > 0 ? Math.round((100 * part) / whole) : 0} %`
 
 const costRows = (cost: CostResult, rows: Row[], notes: string[]): void => {
   const by = (v: string) => cost.monthly.find((m) => m.variant === v)!
   const def = by('default')
   const every = by('every-sample')
-  const fixedSilent = by('default, host-silent above the heartbeat')
   const hourOf = (v: string) => cost.hours.find((h) => h.variant === v)!
   const hDef = hourOf('default')
   const hEvery = hourOf('every-sample')
-  const hFixed = hourOf('default, host-silent above the heartbeat')
-  const goal = (total: number) => `goal ≤ $${GOAL_DOLLARS}: ${total <= GOAL_DOLLARS ? 'met' : 'NOT met'}`
-  const steps = whatIf(cost)
+  const tick = tickOf(hDef)
+  const met = (total: number) => (total <= GOAL_DOLLARS ? 'met' : 'NOT met')
+  const goal = (total: number) => `goal ≤ $${GOAL_DOLLARS}: ${met(total)}`
+  const steps = whatIf(cost, tick)
   const last = steps[steps.length - 1]
+  const fixedDef = totalOf(def.fixedByService)
+  const window = reportsBatchingWindow()
   rows.push(
     ['fleet $/month, 1,000 hosts, default mode as shipped', usd(def.total), goal(def.total)],
-    [
-      'fleet $/month, 1,000 hosts, default, host-silent above heartbeat',
-      usd(fixedSilent.total),
-      goal(fixedSilent.total),
-    ],
     ['fleet $/month, 1,000 hosts, every-sample mode', usd(every.total), ''],
   )
   if (last)
-    rows.push(['fleet $/month, 1,000 hosts, default + suggested changes (estimate)', usd(last.total), goal(last.total)])
-  rows.push(['  of which fixed, any fleet size (default)', usd(totalOf(fixedSilent.fixedByService)), ''])
-  for (const s of [...SERVICES, 'X-Ray', 'CloudWatch metrics'] as const) {
-    if (def.byService[s] < 0.005 && fixedSilent.byService[s] < 0.005) continue
     rows.push([
-      `  ${s}: as shipped / host-silent fixed`,
-      `${usd(def.byService[s])} / ${usd(fixedSilent.byService[s])}`,
-      '',
+      'fleet $/month, 1,000 hosts, default + (a)-(c) not shipped (estimate)',
+      usd(last.total),
+      goal(last.total),
     ])
+  rows.push(['  of which fixed, any fleet size (default)', usd(fixedDef), ''])
+  for (const s of [...SERVICES, 'X-Ray', 'CloudWatch metrics'] as const) {
+    if (def.byService[s] < 0.005) continue
+    rows.push([`  default: ${s}`, usd(def.byService[s]), ''])
   }
-  const perMillion = (h: HourResult) => usd((dollars(h.batch) / h.reports) * 1e6)
-  const tick = { ms: hFixed.roundMsPerHost ?? 0, cpuMs: hFixed.roundCpuMsPerHost ?? 0 }
-  const roundPart = (h: HourResult) =>
-    positive(sumUsage({ usage: perHostHour(h, tick), times: 1 }, { usage: h.batch, times: -1 }))
+  rows.push([
+    `  reports per receive and invocation (${window.seconds} s window, modelled): default / every-sample`,
+    `${n1(def.batching.perBatch)} / ${n1(every.batching.perBatch)}`,
+    '',
+  ])
+  const perMillion = (h: HourResult, m: Monthly) =>
+    usd((dollars(withReportBatches(h.batch, m.batching.perBatch)) / h.reports) * 1e6)
   const pathMs = cost.faultPathMs
   const sendCommandMs = cost.latency.find((l) => l.op === 'SSM.SendCommand')?.meanMs ?? 0
   rows.push(
     [
-      'fleet $ per million reports: default / host-silent fixed / every-sample',
-      `${perMillion(hDef)} / ${perMillion(hFixed)} / ${perMillion(hEvery)}`,
+      'fleet $ per million reports: default / every-sample',
+      `${perMillion(hDef, def)} / ${perMillion(hEvery, every)}`,
       '',
     ],
     ['fleet $ per fix (full disk → cleanup → verified → resolved → told)', `$${dollars(cost.fix).toFixed(5)}`, ''],
@@ -230,6 +308,13 @@ const costRows = (cost: CostResult, rows: Row[], notes: string[]): void => {
       'goal: acted on ≤ 60 s after the fault',
     ],
   )
+  const traced = ACTIVELY_TRACED.join(', ')
+  const passThrough = Object.keys(FUNCTION_SPECS).filter((fn) => !ACTIVELY_TRACED.includes(fn))
+  const batchOf = (m: Monthly) => {
+    const q = `sqs.queue.${REPORTS_QUEUE}`
+    const kb = get(m.perHostMeasured, `${q}.receiveBytes`) / Math.max(1, get(m.perHostMeasured, `${q}.messages`)) / 1024
+    return `${n2(m.batching.messagesPerSecond)} messages/s of ${n1(kb)} KB → ${n1(m.batching.perBatch)} per receive, delete and invocation`
+  }
   notes.push(
     '',
     `Fleet cost: the real handlers (compose.ts, middy, Powertools, batch processor) with the real AWS SDK v3 against moto_server, SDK middleware (middlewareStack.add, build step) on every client (${cost.coverage.clients}: the functions', the agent's sender, the event source stand-in's) counting each request by service and operation; ${n0(cost.coverage.metered)} requests metered, ${n0(cost.coverage.http)} HTTP requests to moto seen meanwhile by node:diagnostics_channel${cost.coverage.metered === cost.coverage.http ? ' (all metered)' : ' (MISMATCH: a client is not metered)'}.`,
@@ -237,44 +322,63 @@ const costRows = (cost: CostResult, rows: Row[], notes: string[]): void => {
     "Config: infra/fleet.example.yaml as the CDK app compiles it (baseline pack + web.yaml, inode-pressure off, 16 shards, ops-email default; the fix also tells the webhook channel, its secret from Secrets Manager). Reports: the engine bench's typical host (20 observations), every service up, moved to the simulated clock.",
     `Prices: test/bench/aws-prices-us-east-1.json, dated ${PRICES.date}, ${PRICES.note} Month = ${HOURS_PER_MONTH} h = ${n0(HOURS_PER_MONTH * 12)} rounds (a 30-day month: 8,640).`,
     'How each quantity is obtained:',
-    "  SQS: each request per 64 KB chunk of its payload, the agent's SendMessageBatch included; the consumer side as the event source mapping does it (one ReceiveMessage and one DeleteMessageBatch per batch; with one host a batch is one message, which is also what 1,000 hosts give at ~1 message/s). Empty receives are left out of the scenarios and priced as idle polling:",
+    `  SQS: each request per 64 KB chunk of its payload, the agent's SendMessageBatch included; the consumer side as the event source mapping does it (one ReceiveMessage and one DeleteMessageBatch per batch). The scenarios have one host, so every batch is one message. The reports queue's event source has a ${window.seconds} s maximum batching window (${window.from}), modelled for the month: at M messages/s (hosts × messages per host-hour / 3,600) a receive, its delete and the ingest invocation carry k = min(${REPORTS_BATCH_SIZE}, max(1, M × ${window.seconds})) messages, so the reports queue's receives (billed per 64 KB of the k messages) and deletes and ingest-reports' invocations and its per-invocation log bytes are the measured ones per message / k; Lambda ms per message as measured (conservative), the agent's sends unchanged. 1,000 hosts: default ${batchOf(def)}; every-sample ${batchOf(every)}. The model takes one poller gathering a window's messages with one receive per batch; AWS documents neither how many receives its pollers make while a window fills nor how several pollers split the messages: were the receives to stay one per message, default would be ${usd(def.total + receiveGap(def))} (SQS +${usd(receiveGap(def))}); with no batching at all (one message per receive, delete and invocation, as measured) ${usd(def.total + unbatchedGap(def))}. Empty receives are left out of the scenarios and priced as idle polling:`,
     `  assumption: ${ESM_POLLERS} pollers per queue long-polling 20 s = ${n0(ESM_EMPTY_RECEIVES_PER_MONTH)} empty receives per queue-month, 4 queues (AWS does not document the idle poller count; an upper bound once a queue is busy).`,
     `  Lambda: one invocation per handler call; ms = wall time of the invocation against moto, each rounded up to 1 ms, at 512 MB arm64; no INIT. At 512 MB a function has 0.29 vCPU, so its CPU part runs ~${n1(LAMBDA_CPU_SLOWDOWN)}× longer than here: Lambda in the default mode would be ${usd(lambdaAt512(def))} instead of ${usd(def.byService.Lambda)}.`,
-    '  DynamoDB: computed per request (moto returns no ConsumedCapacity) with a shadow of every item written (size = attribute names + values as DynamoDB counts them): WRU = ceil(max(old, new)/1 KB) per item, ×2 in TransactWriteItems, a failed condition the old item (≥ 1); gsi1 (ALL projection) another ceil(item/1 KB) when an indexed item changes (delete + put when its key moves); RRU = ceil(bytes/4 KB) strongly consistent, ½ on gsi1, a query summed before rounding, a missing key 1 unit (conservative).',
+    '  DynamoDB: computed per request (moto returns no ConsumedCapacity) with a shadow of every item written (size = attribute names + values as DynamoDB counts them, a binary attribute by its bytes): WRU = ceil(max(old, new)/1 KB) per item, ×2 in TransactWriteItems, a failed condition the old item (≥ 1); gsi1 (ALL projection) another ceil(item/1 KB) when an indexed item changes (delete + put when its key moves); RRU = ceil(bytes/4 KB) strongly consistent, ½ on gsi1, a query summed before rounding, a missing key 1 unit (conservative).',
     "  EventBridge: PutEvents entries on ANSAI's bus per 64 KB (the SSM status event on the default bus is free); Scheduler: one per round and per digest; SES: recipients; Secrets Manager: API calls (cached 5 min); SSM: counted, free.",
-    "  CloudWatch Logs: the functions' output (Powertools JSON at INFO, EMF) measured per invocation + 355 B of Lambda's START/END/REPORT lines (estimate). X-Ray (active tracing on every function): per function min(rate, 1/s) + 5 % of the rest (Lambda's fixed sampling). Custom metrics: distinct EMF metrics seen × $0.30.",
-    `  Per 1,000 hosts per month = (the steady hour − 12 × the empty round) × ${HOURS_PER_MONTH} × 1,000 + ${FIXES_PER_HOST_MONTH} fixes per host-month (assumption) × 1,000 + fixed (any fleet size): the empty round × ${n0(HOURS_PER_MONTH * 12)}, the digest × ${n1(HOURS_PER_MONTH / 24)}, idle polling, ${cost.customMetrics} custom metrics. Free tiers ignored. Left out: DynamoDB storage (${n1(cost.storagePerHostBytes / 1024)} KB of state per host, about $${(((cost.storagePerHostBytes * 2 * 1000) / 2 ** 30) * PRICES.dynamodb.storagePerGbMonth).toFixed(3)} per 1,000 hosts with its copies), alarms, the dashboard, the secret ($0.40), SSM's S3 output.`,
-    'Billed quantities:',
-    `  per report, default as shipped: ${describeUsage(hDef.batch, hDef.reports)}`,
-    `  per report, default host-silent fixed: ${describeUsage(hFixed.batch, hFixed.reports)}`,
+    `  CloudWatch Logs: the functions' output (Powertools JSON at INFO, EMF) measured per invocation + 355 B of Lambda's START/END/REPORT lines (estimate). X-Ray: active tracing on ${traced} (infra/layout.ts), per function min(rate, 1/s) + 5 % of the rest (Lambda's fixed sampling); ${passThrough.join(' and ')} pass through (a trace only when the caller sent a sampled trace header; the agent and the scheduler send none), none counted. Custom metrics: distinct EMF metrics seen × $0.30.`,
+    `  Per 1,000 hosts per month = ((the steady hour − 12 × the empty round) × ${HOURS_PER_MONTH} + ${FIXES_PER_HOST_MONTH} fixes per host-month (assumption)) with the batching window as above, × 1,000, + fixed (any fleet size): the empty round × ${n0(HOURS_PER_MONTH * 12)}, the digest × ${n1(HOURS_PER_MONTH / 24)}, idle polling, ${cost.customMetrics} custom metrics. Free tiers ignored. Left out: DynamoDB storage (${n1(cost.storagePerHostBytes / 1024)} KB of state per host, about $${(((cost.storagePerHostBytes * 2 * 1000) / 2 ** 30) * PRICES.dynamodb.storagePerGbMonth).toFixed(4)} per 1,000 hosts with its copies), alarms, the dashboard, the secret ($0.40), SSM's S3 output.`,
+    'Billed quantities (as measured: one message per receive):',
+    `  per report, default: ${describeUsage(hDef.batch, hDef.reports)}`,
     `  per report, every-sample: ${describeUsage(hEvery.batch, hEvery.reports)}`,
     `  per fix: ${describeUsage(cost.fix)}`,
     `  a round's fixed part (16 shards, empty): ${describeUsage(hDef.round0)}`,
-    `  a host's part of its 12 rounds per hour, as shipped: ${describeUsage(roundPart(hDef))}`,
-    `  a host's part of its 12 rounds per hour, host-silent fixed: ${describeUsage(roundPart(hFixed))}`,
+    `  a host's part of its 12 rounds per hour: ${describeUsage(positive(roundPart(hDef, tick)))} (${n1(hDef.roundRruPerHost ?? Number.NaN)} RRU and ${n1(tick.ms)} ms per host per round, measured over ${hDef.roundHosts ?? 0} hosts)`,
     `  the daily digest: ${describeUsage(cost.digest)}`,
-    `  WRU of a host-hour as shipped by item: ${topKeys(sumUsage({ usage: hDef.batch, times: 1 }, { usage: hDef.round, times: 1 }), 'ddb.wru', 6)}; host-state item ${n0(hDef.stateItemBytes)} B (JSON ${n0(hDef.stateJsonBytes)} B, gzipped ${n0(hDef.stateGzipBytes)} B)`,
-    `Fix timeline in process (ms, moto and the harness included): ${cost.fixTimeline.map((t) => `${t.step} ${n0(t.ms)}`).join('; ')}. The functions on the fault's path (ingest + dispatch) took ${n0(pathMs)} ms, ${n0(sendCommandMs)} ms of it moto's SSM SendCommand (moto is slow there; the per-fix Lambda ms include it). The agent samples every 60 s and its gate sends a change at once, in both modes: a fault is acted on one sampling interval after it appears at worst, plus this, plus the event source's polling delay (long polling: under a second).`,
+    `  WRU of a host-hour (default) by item: ${topKeys(sumUsage({ usage: hDef.batch, times: 1 }, { usage: hDef.round, times: 1 }), 'ddb.wru', 6)}; ${stateNote(hDef)}`,
+    `Fix timeline in process (ms, moto and the harness included): ${cost.fixTimeline.map((t) => `${t.step} ${n0(t.ms)}`).join('; ')}. The functions on the fault's path (ingest + dispatch) took ${n0(pathMs)} ms, ${n0(sendCommandMs)} ms of it moto's SSM SendCommand (moto is slow there; the per-fix Lambda ms include it). The agent samples every 60 s and its gate sends a change at once, in both modes: a fault is acted on one sampling interval after it appears at worst, plus this, plus the reports event source's batching window (up to ${window.seconds} s) and polling delay.`,
     `moto's latency per call (mean ms × calls, behind the Lambda times; DynamoDB in-region is typically a few ms too): ${cost.latency
       .map((l) => `${l.op} ${n1(l.meanMs)} × ${n0(l.n)}`)
       .join(', ')}.`,
     'Per 1,000 hosts per month, by service:',
-    ...[def, fixedSilent, every].map((mm) => `  ${explain(mm)}`),
+    ...[def, every].map((mm) => `  ${explain(mm)}`),
   )
-  if (def.total > GOAL_DOLLARS) {
+  // Where the money goes: the default month's dollars by what bills them, from the figures above.
+  const all = sumUsage({ usage: def.perHost, times: def.hosts }, { usage: def.fixed, times: 1 })
+  const items = costItems(all, cost.customMetrics)
+  const top = items.slice(0, 8)
+  const services = [...SERVICES, 'X-Ray', 'CloudWatch metrics'] as const
+  const ranked = [...services]
+    .filter((s) => def.byService[s] >= 0.005)
+    .sort((a, b) => def.byService[b] - def.byService[a])
+  const w = Math.ceil(hDef.stateItemBytes / 1024)
+  const item = hDef.stateItemBytes
+  const edge = Math.max(1, Math.round(item / 1024)) * 1024
+  const messages = get(hDef.batch, `sqs.queue.${REPORTS_QUEUE}.messages`)
+  const messageBytes = get(hDef.batch, `sqs.queue.${REPORTS_QUEUE}.receiveBytes`) / Math.max(1, messages)
+  const hostStateWru = get(hDef.batch, 'ddb.wru.host-state')
+  notes.push(
+    `The $${GOAL_DOLLARS} goal (default mode, 1,000 hosts, a month): ${usd(def.total)}, ${met(def.total)}; ${usd(fixedDef)} of it is fixed (any fleet size), so the hosts add ${usd(def.total - fixedDef)} per 1,000.`,
+    `Where the money goes (default, 1,000 hosts, a month), by service: ${ranked.map((s) => `${s} ${usd(def.byService[s])} (${pct(def.byService[s], def.total)})`).join(', ')}.`,
+    `  The largest items (${pct(
+      top.reduce((n, i) => n + i.usd, 0),
+      def.total,
+    )} of the month): ${top.map((i) => `${i.what} ${usd(i.usd)}`).join('; ')}.`,
+    `  A host-hour (default): ${n0(messages)} report messages of ${n1(messageBytes / 1024)} KB (SQS bills each 64 KB: ${Math.max(1, Math.ceil(messageBytes / PRICES.sqs.billedChunkBytes))} per send, ${Math.max(1, Math.ceil((def.batching.perBatch * messageBytes) / PRICES.sqs.billedChunkBytes))} per receive of ${n1(def.batching.perBatch)} messages), ${n0(hostStateWru)} WRU for their ${n0(messages)} host-state puts (${n2(hostStateWru / Math.max(1, messages))} a put: the item is ${n0(item)} B at the end of the hour, ${Math.abs(item - edge) <= 128 ? `within ${n0(Math.abs(item - edge))} B of the ${edge / 1024} KB unit boundary` : `${w} WRU`}), ${n0(get(hDef.batch, 'ddb.rru'))} RRU reading it, and 12 rounds reading the host's state (${n1(12 * (hDef.roundRruPerHost ?? 0))} RRU, ${n0(12 * tick.ms)} ms of evaluate-fleet).`,
+  )
+  if (steps.length > 1 && last) {
     notes.push(
-      `The $${GOAL_DOLLARS} goal is NOT met in the default mode (${usd(def.total)}). Where the money goes:`,
-      `  1. host-silent (baseline pack: warning when silentMinutes > 5, critical > 15) against the 15-minute heartbeat: every round 5-15 min after a heartbeat finds a healthy host silent, opens an incident and mails it, and the next heartbeat resolves it and mails again: ${n1(get(hDef.batch, 'ses.emails') + get(hDef.round, 'ses.emails'))} emails per host-hour (SES ${usd(def.byService.SES)}; DynamoDB ${usd(def.byService.DynamoDB)} with the incident, decision, audit and state writes; EventBridge ${usd(def.byService.EventBridge)}). With thresholds above the heartbeat (warning > 20 min, critical > 35 min), measured: ${usd(fixedSilent.total)}. SILENT_AFTER_MS (5 min) in evaluate-fleet has the same mismatch: it asks SSM for the ping status of most healthy hosts every round.`,
-      `  2. DynamoDB (${usd(fixedSilent.byService.DynamoDB)} with host-silent fixed): each batch reads (strongly consistent) and rewrites the whole host state, a ${n1(hFixed.stateItemBytes / 1024)} KB item: ${Math.ceil(hFixed.stateItemBytes / 1024)} WRU per put (trend samples of 4 filesystems and 3 services are most of it), and every round reads every host's state (${n1(hFixed.roundRruPerHost ?? 2)} RRU per host per round, ${n0(12 * HOURS_PER_MONTH)} rounds a month).`,
-      `  3. X-Ray active tracing on every function (${usd(fixedSilent.byService['X-Ray'])}): ingest-reports runs about once a second at 1,000 hosts, so Lambda's 1-per-second reservoir traces nearly every invocation.`,
-      `  4. SQS (${usd(fixedSilent.byService.SQS)}): 3 requests per batch (the agent's send, the receive, the delete; one message per receive at this rate) + ${usd(fixedSilent.fixedByService.SQS)} of idle polling; and the fixed part: ${usd(totalOf(fixedSilent.fixedByService))} (${cost.customMetrics} custom metrics ${usd(fixedSilent.fixedByService['CloudWatch metrics'])}, idle polling, rounds, digest).`,
-      'What would bring it down (each applied on top of the previous, recomputed from the measured counts: estimates, not measurements):',
-      ...steps.map((s) => `  → ${s.step}: ${usd(s.total)}`),
-      `  After all of them, by service: ${Object.entries(last?.byService ?? {})
-        .filter(([, v]) => v >= 0.005)
-        .map(([k, v]) => `${k} ${usd(v)}`)
+      'What would bring it down (changes not shipped, each applied on top of the previous; recomputed from the measured counts with the batching window at the new message rate: estimates, not measurements; in brackets the change alone on the default as shipped):',
+      ...steps.map(
+        (s, i) =>
+          `  → ${s.step}: ${usd(s.total)}${i > 0 ? ` (${signed(s.total - steps[i - 1]!.total)}; alone ${usd(s.alone)})${s.month.batching.perBatch !== steps[i - 1]!.month.batching.perBatch ? `; reports queue: ${batchOf(s.month)}` : ''}` : ''}`,
+      ),
+      `  After all of them: ${usd(last.total)}, the goal ${met(last.total)}; ${usd(fixedDef)} fixed, so ${usd(last.total - fixedDef)} per 1,000 hosts on top of it. By service: ${services
+        .filter((s) => last.month.byService[s] >= 0.005)
+        .map((s) => `${s} ${usd(last.month.byService[s])}`)
         .join(', ')}.`,
-      '  The changes: (1) baseline host-silent thresholds above the agent heartbeat (or silentMinutes counted from the expected heartbeat), and SILENT_AFTER_MS likewise; (2) DynamoDbFleetStore.putHostState/getHostState: `data` gzipped in a binary attribute (or the trend samples in their own item, written only when a sample is kept); (3) evaluateShard: keep lastSeenAt and the next due time (certificate and backup checks, verifyBy) on the index item listHosts already returns, and applyToHost only the hosts that are due; (4) infra FleetFunction: tracing PassThrough (or a sampling rule) for ingest-reports; (5) infra SqsEventSource for reports: maxBatchingWindow of a few seconds (the 60 s goal holds); (6) fleet config: a 60-minute heartbeat with host-silent after 65 min (changes still go out at once; a dead host is then noticed after an hour, or sooner through SSM ping status).',
+      '  What each would take: (a) evaluateShard: keep lastSeenAt and the next due time (certificate and backup checks, verifyBy) on the index item listHosts already returns, and applyToHost only the hosts that are due; (b) the fleet config: a 60-minute heartbeat, with the baseline host-silent thresholds and SILENT_AFTER_MS above it (a dead host is then noticed after an hour, or sooner through SSM ping status); (c) DynamoDbFleetStore.getHostState with ConsistentRead false in rounds (a round may then see a state one write old: the next round sees it).',
     )
   }
   notes.push(
@@ -284,6 +388,22 @@ const costRows = (cost: CostResult, rows: Row[], notes: string[]): void => {
     notes.push(
       `Function log lines at WARN/ERROR during the cost run: ${cost.problems.length} (first: ${cost.problems[0]})`,
     )
+}
+
+const signed = (n: number): string => `${Math.abs(n) < 0.005 ? '±' : n < 0 ? '−' : '+'}${usd(Math.abs(n))}`
+
+/** The host-state item: its size, its JSON and the state as stored. */
+const stateNote = (h: HourResult): string =>
+  `host-state item ${n0(h.stateItemBytes)} B as DynamoDB counts it (state JSON ${n0(h.stateJsonBytes)} B, stored ${h.stateStoredBytes < h.stateJsonBytes ? `Brotli in dataZ: ${n0(h.stateStoredBytes)} B` : `as JSON in data: ${n0(h.stateStoredBytes)} B`}; uncompressed the item would be ${n0(h.stateItemBytes - h.stateStoredBytes + h.stateJsonBytes)} B, ${Math.ceil((h.stateItemBytes - h.stateStoredBytes + h.stateJsonBytes) / 1024)} WRU a put instead of ${Math.ceil(h.stateItemBytes / 1024)})`
+
+/** What the month would cost more were the reports queue's receives one per message (the window's other savings kept). */
+/** What the month would cost more with every batch one message (as measured: the window's model left out). */
+const unbatchedGap = (m: Monthly): number =>
+  (totalOf(priceUsage(m.perHostMeasured)) - totalOf(priceUsage(m.perHost))) * m.hosts
+
+const receiveGap = (m: Monthly): number => {
+  const key = `sqs.queue.${REPORTS_QUEUE}.receive`
+  return ((get(m.perHostMeasured, key) - get(m.perHost, key)) * m.hosts * PRICES.sqs.standardPerMillionRequests) / 1e6
 }
 
 const positive = (u: Usage): Usage => new Map([...u].filter(([, v]) => v > 0))
@@ -320,26 +440,26 @@ const scaleRows = (scale: ScaleResult, cost: CostResult | undefined, rows: Row[]
       '',
     ],
   )
-  const hFixed = cost?.hours.find((h) => h.variant === 'default, host-silent above the heartbeat')
+  const hDef = cost?.hours.find((h) => h.variant === 'default')
   const hEvery = cost?.hours.find((h) => h.variant === 'every-sample')
   const aws: AwsPathFigures | undefined =
-    hFixed && hEvery && hFixed.roundMsPerHost !== undefined
+    hDef && hEvery && hDef.roundMsPerHost !== undefined
       ? {
-          ingestMsDefault: hFixed.ingestMs,
-          ingestCpuMsDefault: hFixed.ingestCpuMs,
+          ingestMsDefault: hDef.ingestMs,
+          ingestCpuMsDefault: hDef.ingestCpuMs,
           ingestMsEverySample: hEvery.ingestMs,
           ingestCpuMsEverySample: hEvery.ingestCpuMs,
-          roundMsPerHost: hFixed.roundMsPerHost,
-          roundCpuMsPerHost: hFixed.roundCpuMsPerHost ?? 0,
-          roundRruPerHost: hFixed.roundRruPerHost ?? Number.NaN,
-          stateItemBytes: hFixed.stateItemBytes,
-          stateJsonBytes: hFixed.stateJsonBytes,
-          stateGzipBytes: hFixed.stateGzipBytes,
+          roundMsPerHost: hDef.roundMsPerHost,
+          roundCpuMsPerHost: hDef.roundCpuMsPerHost ?? 0,
+          roundRruPerHost: hDef.roundRruPerHost ?? Number.NaN,
+          stateItemBytes: hDef.stateItemBytes,
+          stateJsonBytes: hDef.stateJsonBytes,
+          stateStoredBytes: hDef.stateStoredBytes,
         }
       : undefined
   if (aws) {
     rows.push([
-      `fleet round against moto (${hFixed!.roundHosts} hosts): per host`,
+      `fleet round against moto (${hDef!.roundHosts} hosts): per host`,
       `${n1(aws.roundMsPerHost)} ms, ${n1(aws.roundRruPerHost)} RRU`,
       '',
     ])
@@ -350,7 +470,7 @@ const scaleRows = (scale: ScaleResult, cost: CostResult | undefined, rows: Row[]
     '',
     `Fleet scale, one thread, no AWS: the ${scale.policies} compiled policies of the example fleet config; the engine bench's typical reports (${scale.observationsPerReport} observations). ingestReport: ${n0(u.hosts)} hosts × ${u.cycles} cycles of single reports (the first, new hosts, not timed), process.hrtime per call, MemoryFleetStore and the in-memory queues (drained as they fill); the store holds ${n1(scale.storeHeapMiBPer10k)} MiB per 10,000 hosts.`,
     `ingest-reports handler: createIngestHandler (middy + Powertools logger, metrics, tracer + the batch processor) on the same in-memory deps, SQS events of 10 records built here; ${scale.handler.map((h) => `${h.mode}: ${n0(h.hosts)} hosts × ${h.cycles} cycles (the first not timed), ${n0(h.messages)} messages timed, ${n2(h.cpuMsPerMessage)} ms CPU per message, ${n0(h.logBytesPerInvocation)} B of logs and EMF per invocation, the store ${n0(h.storeMiB)} MiB of heap after`).join('; ')}; peak RSS of the process ${n0(Math.max(...scale.handler.map((h) => h.peakRssMiB)))} MiB (all parts so far). In memory on purpose: against moto it would measure moto; the AWS path's times come from the cost run.`,
-    `Round: evaluateShard over 16 shards of the ${n0(scale.round.hosts)} hosts, 2 min after their last report (quiet) and 10 min after (all silent: ${n2(scale.round.silentDecisionsPerHost)} decisions per host, the host-silent warning).`,
+    `Round: evaluateShard over 16 shards of the ${n0(scale.round.hosts)} hosts, 2 min after their last report (quiet) and ${SILENT_TICK_MINUTES} min after (all silent: ${n2(scale.round.silentDecisionsPerHost)} decisions per host, the host-silent warning).`,
     `Limits at 100,000 hosts${aws ? ` (AWS path from the cost run: ingest ${n1(aws.ingestMsDefault)} ms per 15-report message, ${n1(aws.ingestMsEverySample)} ms per 1-report message, a round ${n1(aws.roundMsPerHost)} ms per host, wall time against moto)` : ' (without the cost run: CPU figures only)'}; AWS quotas as documented unless marked assumption:`,
     ...limits.map((l) => `  ${l.what}: ${l.value} (${l.bound}). ${l.note}.`),
   )
