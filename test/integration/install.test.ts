@@ -144,7 +144,7 @@ describe('install.sh and uninstall.sh', () => {
     }
     const service = readFileSync(p('etc/systemd/system/ansai-agent.service'), 'utf8')
     expect(service).toMatch(/^Type=oneshot$/m)
-    expect(service).toMatch(/^ExecStart=.* \/opt\/ansai\/bin\/ansai run --once$/m)
+    expect(service).toMatch(/^ExecStart=.* \/opt\/ansai\/bin\/ansai-agent report$/m)
     const timer = readFileSync(p('etc/systemd/system/ansai-agent.timer'), 'utf8')
     expect(timer).toMatch(/^OnBootSec=1min$/m)
     expect(timer).toMatch(/^OnUnitActiveSec=60s$/m)
@@ -204,9 +204,9 @@ describe('install.sh and uninstall.sh', () => {
     expect(readlinkSync(join(root, 'usr/bin/ansai'))).toBe('../../srv/tools/ansai/bin/ansai')
     const service = readFileSync(join(root, 'etc/systemd/system/ansai-agent.service'), 'utf8')
     expect(service).toContain(
-      'ExecStart=/usr/bin/flock --wait 300 /var/lib/ansai/.cycle.lock /srv/tools/ansai/bin/ansai run --once',
+      'ExecStart=/usr/bin/flock --wait 300 /var/lib/ansai/.cycle.lock /srv/tools/ansai/bin/ansai-agent report',
     )
-    expect(service).toContain('ConditionPathExists=/srv/tools/ansai/bin/ansai')
+    expect(service).toContain('ConditionPathExists=/srv/tools/ansai/bin/ansai-agent')
     expect(service).not.toContain('/opt/ansai')
     const help = sh([join(root, 'usr/bin/ansai-agent'), '--help'])
     expect(help.code, help.output).toBe(0)
