@@ -102,12 +102,19 @@ const compileMatch = (match: Record<string, unknown>): ((o: Record<string, unkno
     const options = (Array.isArray(want) ? want : [want]).map((w) =>
       typeof w === 'string' && w.includes('*') ? globToRegExp(w) : w,
     )
+    // Plain loops: runs for every observation of the kind, and some()/every() callbacks would be made per call.
     return (o: Record<string, unknown>) => {
       const have = o[field]
-      return options.some((w) => (w instanceof RegExp ? typeof have === 'string' && w.test(have) : have === w))
+      for (const w of options) {
+        if (w instanceof RegExp ? typeof have === 'string' && w.test(have) : have === w) return true
+      }
+      return false
     }
   })
-  return (o) => tests.every((t) => t(o))
+  return (o) => {
+    for (const t of tests) if (!t(o)) return false
+    return true
+  }
 }
 
 const isValidTimeZone = (tz: string): boolean => {

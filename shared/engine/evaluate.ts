@@ -21,7 +21,7 @@ import {
   newResourceState,
   type ResourceState,
 } from './state.ts'
-import { addSample, fitTrend, insertOldSample } from './trend.ts'
+import { addSample, fitTrendInto, insertOldSample, type TrendFit } from './trend.ts'
 
 export interface EvaluateInput {
   policies: CompiledPolicySet
@@ -62,19 +62,24 @@ interface Run {
   /** ISO form of `now`, made on first use (most evaluations decide nothing). */
   nowIso: string | undefined
   host: Host
+  /**
+   * The state given in (or an empty one), never changed. A resource state or policy map in `state` that is not the
+   * same object as here was made in this call: that is how the copy-on-write helpers know what is theirs to change,
+   * without a Set per call.
+   */
+  prior: HostState
   state: HostState
   decisions: Decision[]
   findings: Finding[]
-  /** Resource states cloned into the next state in this call. */
-  touched: Set<ResourceState> | undefined
+  /** Resource states cloned into the next state in this call, in the order they were made. */
+  touched: ResourceState[] | undefined
   resourcesCopied: boolean
-  copiedPolicies: Set<string> | undefined
   findingsMode: 'all' | 'problems' | 'none'
-  resolved: Incident[]
-  /** Resource states evaluated on an observation in this call, before and after copying. */
-  seen: Set<ResourceState>
+  resolved: Incident[] | undefined
   /** Resource states evaluated on an observation in this call (their working copies). */
-  evaluated: Set<ResourceState> | undefined
+  evaluated: ResourceState[] | undefined
+  /** The result of the trend fit in progress (one object per call, reused). */
+  fit: TrendFit | undefined
 }
 
 /** Notes are rare: the array is made on the first one. */
@@ -85,6 +90,11 @@ const addNote = (notes: string[] | undefined, note: string): string[] => {
 }
 
 const NO_NOTES: readonly string[] = Object.freeze([])
+/** Variables or evidence values by name. */
+type Vars = Record<string, unknown>
+const NO_VALUES: Readonly<Vars> = Object.freeze({})
+const NO_STATES: readonly ResourceState[] = []
+const NO_KEYS: readonly string[] = []
 
 /** The part of a time-based observation kept for ticks: what the policy reads and what the clock math needs. */
 const lastOf = (p: CompiledPolicy, o: Record<string, unknown>): Record<string, unknown> => {
@@ -150,24 +160,31 @@ const writablePolicy = (run: Run, policy: string): Record<string, ResourceState>
     run.resourcesCopied = true
   }
   let inner = run.state.resources[policy]
-  run.copiedPolicies ??= new Set()
-  if (!inner || !run.copiedPolicies.has(policy)) {
+  // Not copied yet in this call while it is still the input's own map.
+  if (!inner || inner === run.prior.resources[policy]) {
     inner = { ...inner }
     run.state.resources[policy] = inner
-    run.copiedPolicies.add(policy)
   }
   return inner
 }
 
-/** Mutable working copy of a resource's state for this call (cloned once per call). */
-const working = (run: Run, p: CompiledPolicy, resource: string): ResourceState => {
+/**
+ * Mutable working copy of a resource's state for this call (cloned once per call). `shareIncident`: the caller will
+ * not change the incident, so it is not copied (the copy and the given state hold the same one).
+ */
+const working = (run: Run, p: CompiledPolicy, resource: string, shareIncident = false): ResourceState => {
   const prior = run.state.resources[p.name]?.[resource]
-  if (prior && run.touched?.has(prior)) return prior
-  const rs = prior ? cloneResourceState(prior) : newResourceState(p.name, resource, p.tiers.length)
+  // A state that is not the input's own was made in this call: it is already the working copy.
+  if (prior && prior !== run.prior.resources[p.name]?.[resource]) return prior
+  const rs = prior
+    ? shareIncident
+      ? { ...prior }
+      : cloneResourceState(prior)
+    : newResourceState(p.name, resource, p.tiers.length)
   if (rs.hist.length !== p.tiers.length) rs.hist = new Array<number>(p.tiers.length).fill(0)
   writablePolicy(run, p.name)[resource] = rs
-  run.touched ??= new Set()
-  run.touched.add(rs)
+  run.touched ??= []
+  run.touched.push(rs)
   return rs
 }
 
@@ -474,6 +491,7 @@ const resolveIncident = (
   inc.status = 'resolved'
   inc.resolvedAt = isoNow(run)
   inc.updatedAt = isoNow(run)
+  run.resolved ??= []
   run.resolved.push(inc)
   const by = fixed.length ? ` after ${fixed.map((a) => a.remediation).join(', ')}` : ''
   notify(run, p, inc, 'ansai.incident.resolved.v1', 'resolved', `${p.name}: ${label(run, inc)} is healthy again${by}`, {
@@ -573,21 +591,42 @@ const fireMilestones = (run: Run, p: CompiledPolicy, inc: Incident, vars: Record
   )
 }
 
-/** One evaluation of one policy on one resource: debounce, incident lifecycle, verification, ladder. */
+/**
+ * Whether the rest of evaluateResource would leave this open incident exactly as it is, at a level above ok equal to
+ * the incident's severity: nothing to verify or past its deadline (status open or escalated), no new milestone, no
+ * ladder step to take, not every fix tried, no dry-run hold. Each clause mirrors a change made by verify,
+ * checkDeadlines, fireMilestones or advanceLadder.
+ */
+const idle = (run: Run, p: CompiledPolicy, inc: Incident, level: Level, vars: Vars): boolean => {
+  if (inc.status !== 'open' && inc.status !== 'escalated') return false
+  if (inc.severity !== level || levelRank(level) > levelRank(inc.peakSeverity)) return false
+  if (run.input.dryRun && inc.attempts.length > 0) return false
+  const m = p.milestones
+  if (m) {
+    const v = vars[m.field]
+    if (typeof v === 'number' && !Number.isNaN(v)) {
+      for (const point of m.points) if (v <= point && !inc.milestones.includes(point)) return false
+    }
+  }
+  if (nextStep(p, inc, level)) return false
+  const ranAll = p.ladder.length > 0 && p.ladder.every((s) => inc.stepsDone.includes(s.index))
+  return !(ranAll && inc.status === 'open' && p.ladder.some((s) => s.type === 'run'))
+}
+
+/**
+ * One evaluation of one policy on one resource: debounce, incident lifecycle, verification, ladder. `prior` is the
+ * resource's current state (`run.state.resources[p.name][resource]`), looked up by the caller; callers evaluate a
+ * resource at most once per call.
+ */
 const evaluateResource = (
   run: Run,
   p: CompiledPolicy,
   resource: string,
+  prior: ResourceState | undefined,
   vars: Record<string, unknown>,
   obs: Observation | null,
   fresh: boolean,
 ): void => {
-  const prior = run.state.resources[p.name]?.[resource]
-  // One evaluation per resource per report: a repeated observation of the same resource is ignored.
-  if (prior) {
-    if (run.seen.has(prior)) return
-    run.seen.add(prior)
-  }
   let notes: string[] | undefined
 
   // Trend values.
@@ -602,15 +641,20 @@ const evaluateResource = (
       const stored = prior?.samples ?? NO_SAMPLES
       const kept = addSample(stored, run.now, value, p.trend.windowMs)
       if (kept !== stored) samples = kept
-      const fit = fitTrend(
+      run.fit ??= { ratePerHour: 0, hoursToCapacity: Number.POSITIVE_INFINITY, samples: 0 }
+      const fit = fitTrendInto(
+        run.fit,
         kept,
-        { tMs: run.now, value, capacity: trendDef.capacity(o) },
+        run.now,
+        value,
+        trendDef.capacity(o),
         p.trend.windowMs,
         p.trend.minSamples,
       )
       rate = fit.ratePerHour
       eta = trendDef.eta.unit === 'minutes' ? fit.hoursToCapacity * 60 : fit.hoursToCapacity
-      if (fit.samples < p.trend.minSamples)
+      // Notes only reach findings: the fleet ingest path (findings 'none') does not build them.
+      if (fit.samples < p.trend.minSamples && run.findingsMode !== 'none')
         notes = addNote(notes, `trend: ${fit.samples}/${p.trend.minSamples} samples`)
     }
     vars[trendDef.eta.name] = eta
@@ -619,6 +663,7 @@ const evaluateResource = (
 
   // Tiers with debounce; the level is the highest tier whose debounce holds.
   let level: Level = 'ok'
+  let rank = 0
   const tiers = p.tiers
   const priorHist = prior && prior.hist.length === tiers.length ? prior.hist : undefined
   let hist = priorHist
@@ -637,23 +682,50 @@ const evaluateResource = (
       hist![i] = h
     }
     const mask = tier.debounce.within >= 32 ? 0xffffffff : (1 << tier.debounce.within) - 1
-    if (popcount(h & mask) >= tier.debounce.times && levelRank(tier.level) > levelRank(level)) level = tier.level
+    if (popcount(h & mask) >= tier.debounce.times && tier.rank > rank) {
+      level = tier.level
+      rank = tier.rank
+    }
   }
   const keepLast = obs !== null && p.probe?.timeBased === true
   const lastChanged = keepLast && !sameLast(p, prior?.last, obs as unknown as Record<string, unknown>)
 
+  const unchanged = prior && hist === priorHist && !samples && !lastChanged
   // Fast path: a healthy resource whose state does not change is not copied.
-  if (prior && hist === priorHist && !samples && !lastChanged && level === 'ok' && !prior.incident && !prior.level) {
+  if (unchanged && level === 'ok' && !prior.incident && !prior.level) {
     if (run.findingsMode === 'all')
       pushFinding(run, p, resource, level, pickValues(p, vars), notes ?? (NO_NOTES as string[]))
     return
   }
-  const values = pickValues(p, vars)
+  // Still at the level of its open incident, which has nothing to do (a certificate in its warning weeks, a disk in
+  // its warning band): the incident is left as it is, and shared with the given state rather than copied. The rest
+  // of the resource's state is copied only if it changed (match history, trend sample, kept observation).
+  if (
+    prior?.incident &&
+    level === prior.level &&
+    prior.okStreak === undefined &&
+    idle(run, p, prior.incident, level, vars)
+  ) {
+    if (!unchanged) {
+      const rs = working(run, p, resource, true)
+      run.evaluated ??= []
+      run.evaluated.push(rs)
+      rs.hist = hist ?? rs.hist
+      if (samples) rs.samples = samples
+      if (lastChanged) rs.last = lastOf(p, obs as unknown as Record<string, unknown>)
+    }
+    if (run.findingsMode !== 'none')
+      pushFinding(run, p, resource, level, pickValues(p, vars), notes ?? (NO_NOTES as string[]), prior.incident)
+    return
+  }
+  // The evidence values are read only by incidents, decisions and findings; a healthy resource that only keeps a
+  // new trend sample (the common slow path) on the fleet ingest path needs none of them.
+  const values =
+    level !== 'ok' || prior?.incident || run.findingsMode !== 'none' ? pickValues(p, vars) : (NO_VALUES as Vars)
 
   const rs = working(run, p, resource)
-  run.seen.add(rs)
-  run.evaluated ??= new Set()
-  run.evaluated.add(rs)
+  run.evaluated ??= []
+  run.evaluated.push(rs)
   rs.hist = hist ?? rs.hist
   if (samples) rs.samples = samples
   if (lastChanged) rs.last = lastOf(p, obs as unknown as Record<string, unknown>)
@@ -716,16 +788,14 @@ const pushFinding = (
   notes: string[],
   incident?: Incident,
 ): void => {
-  run.findings.push({
-    host: run.host.id,
-    policy: p.name,
-    resource,
-    kind: p.observe,
-    level,
-    values,
-    ...(incident ? { incident: incident.id, status: incident.status } : {}),
-    notes,
-  })
+  // Two literals rather than a spread of an optional part: one finding per resource on `ansai check`.
+  const host = run.host.id
+  const kind = p.observe
+  run.findings.push(
+    incident
+      ? { host, policy: p.name, resource, kind, level, values, incident: incident.id, status: incident.status, notes }
+      : { host, policy: p.name, resource, kind, level, values, notes },
+  )
 }
 
 /** Feed fix outcomes to their attempts: succeeded → verifying; failed or skipped → the ladder moves on. */
@@ -769,6 +839,64 @@ const applyResults = (run: Run, results: readonly RemediationResultV1[]): void =
 const NONE: readonly Observation[] = []
 const NO_SAMPLES: readonly number[] = []
 
+/**
+ * Resources already evaluated for the policy at hand in this call: the first `size` entries of `list` (reused from
+ * policy to policy, never shrunk, so it is allocated once per call). A short list is scanned linearly (a host has a
+ * few resources of a kind, and a Set per policy and call costs more than the scan); a long one moves to a Set.
+ */
+interface Seen {
+  list: string[]
+  size: number
+  set: Set<string> | undefined
+}
+
+const resetSeen = (seen: Seen): void => {
+  seen.size = 0
+  seen.set = undefined
+}
+
+/** False when `resource` was already evaluated for this policy: a repeated observation is ignored. */
+const firstVisit = (seen: Seen, resource: string): boolean => {
+  if (seen.set) {
+    if (seen.set.has(resource)) return false
+    seen.set.add(resource)
+    return true
+  }
+  const list = seen.list
+  for (let i = 0; i < seen.size; i++) if (list[i] === resource) return false
+  list[seen.size++] = resource
+  if (seen.size > 16) seen.set = new Set(list.slice(0, seen.size))
+  return true
+}
+
+/**
+ * The variables a policy's expressions read, for the observation at `index` of the report: its derived values,
+ * then the fields the policy needs (a derived value wins unless undefined, as in varsFor), then, set by
+ * evaluateResource, the trend values. One object per observation is made and shared by the policies on its kind:
+ * derive() is pure, so every policy would compute the same derived values; fields are the observation's own; trend
+ * values are written by each policy before its tiers read them; and a variable a policy does not need is never read
+ * by it (`needs` covers every variable its expressions, milestones and bound params read).
+ */
+const varsOf = (
+  p: CompiledPolicy,
+  probe: NonNullable<CompiledPolicy['probe']>,
+  obs: Observation,
+  index: number,
+  cache: (Vars | undefined)[],
+  clock: { now: number },
+): Vars => {
+  let vars = cache[index]
+  if (vars === undefined) {
+    // derive() returns a new object each call (test/unit/engine/derive.test.ts checks every probe): it becomes the
+    // variables object itself, written to below, rather than copied.
+    vars = probe.derive(obs as never, clock) as Vars
+    cache[index] = vars
+  }
+  const o = obs as unknown as Vars
+  for (const name of p.needs) if (vars[name] === undefined) vars[name] = o[name]
+  return vars
+}
+
 /** The variables one policy's expressions read, from the observation and its derived values. */
 const varsFor = (
   p: CompiledPolicy,
@@ -801,16 +929,16 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
     now,
     nowIso: undefined,
     host: input.host,
+    prior,
     state: { ...prior },
     decisions: [],
     findings: [],
     touched: undefined,
     resourcesCopied: false,
-    copiedPolicies: undefined,
     findingsMode: input.findings ?? 'all',
-    resolved: [],
-    seen: new Set(),
+    resolved: undefined,
     evaluated: undefined,
+    fit: undefined,
   }
   if (input.results?.length) applyResults(run, input.results)
 
@@ -841,39 +969,63 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
   }
 
   const clock = { now }
-  const byKind = new Map<string, Observation[]>()
-  for (const obs of input.observations ?? NONE) {
-    const list = byKind.get(obs.kind)
-    if (list) list.push(obs)
-    else byKind.set(obs.kind, [obs])
-  }
+  const observations = input.observations ?? NONE
+  const count = observations.length
+  // Kinds read once: reading `kind` from observations of many shapes is a slow (megamorphic) property load, and
+  // every policy scans them.
+  const kinds: string[] = new Array(count)
+  for (let i = 0; i < count; i++) kinds[i] = observations[i]!.kind
+  const varsByObservation: (Vars | undefined)[] = new Array(count)
+  const seen: Seen = { list: [], size: 0, set: undefined }
   for (const p of input.policies.policies) {
     if (!matchesTargets(p, run.host)) continue
+    // The policy's resource states as they are now (results may have copied some): each resource is evaluated at
+    // most once per call, so an entry read here is still current when its resource comes up.
+    const states = run.state.resources[p.name]
     if (p.probe === null) {
       // The host signal: silent for how long?
       if (!isReport && prior.lastSeenAt === null) continue
       const silentMinutes = isReport ? 0 : (now - (prior.lastSeenAt as number)) / 60_000
-      evaluateResource(run, p, 'host', { silentMinutes }, null, isReport)
+      evaluateResource(run, p, 'host', states?.host, { silentMinutes }, null, isReport)
       continue
     }
     const probe = p.probe
+    resetSeen(seen)
     if (isReport) {
-      const list = byKind.get(p.observe) ?? NONE
-      for (const obs of list) {
-        const o = obs as unknown as Record<string, unknown>
+      // The state keys, to look resources up by (see below): a host reports its resources in the same order every
+      // time, and its states were added in that order.
+      const keys = states ? Object.keys(states) : NO_KEYS
+      let next = 0
+      // Observations in report order, those of other kinds passed over: a scan is cheaper than grouping them by
+      // kind in a Map on every call, and the order of evaluations (so of decisions and events) stays the same.
+      for (let i = 0; i < count; i++) {
+        if (kinds[i] !== p.observe) continue
+        const obs = observations[i]!
+        const o = obs as unknown as Vars
         if (p.match && !p.match(o)) continue
-        const resource = probe.resource(obs as never)
-        evaluateResource(run, p, resource, varsFor(p, o, probe.derive(obs as never, clock)), obs, true)
+        let resource = probe.resource(obs as never)
+        // A resource name read from a new report is a new string: as a property key, V8 must first hash it and find
+        // its own (internalized) copy in a global table, for each of the ~25 resources of a report. The next state
+        // key in order is almost always the same name, and comparing two strings is cheaper: when it is, that key
+        // (already V8's copy) is used from here on; otherwise the name is looked up as it is.
+        const key = keys[next]
+        if (key === resource) {
+          resource = key
+          next++
+        }
+        if (!firstVisit(seen, resource)) continue
+        const vars = varsOf(p, probe, obs, i, varsByObservation, clock)
+        evaluateResource(run, p, resource, states?.[resource], vars, obs, true)
       }
     } else if (probe.timeBased) {
       // A tick: re-evaluate the last observation of clock-dependent kinds (days left, age).
-      const states = prior.resources[p.name] ?? {}
-      for (const resource in states) {
-        const rs = states[resource]!
-        if (!rs.last) continue
+      const priorStates = prior.resources[p.name] ?? {}
+      for (const key in priorStates) {
+        const rs = priorStates[key]!
+        if (!rs.last || !firstVisit(seen, rs.resource)) continue
         const obs = rs.last as unknown as Observation
         const vars = varsFor(p, rs.last, probe.derive(obs as never, { now }))
-        evaluateResource(run, p, rs.resource, vars, null, false)
+        evaluateResource(run, p, rs.resource, states?.[rs.resource], vars, null, false)
       }
     }
   }
@@ -892,8 +1044,8 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
 
 /** Incidents opened or changed in this call: those of the resource states it copied, and the resolved ones. */
 const output = (run: Run): EvaluateOutput => {
-  const incidents = [...run.resolved]
-  for (const rs of run.touched ?? []) {
+  const incidents = run.resolved ?? []
+  for (const rs of run.touched ?? NO_STATES) {
     const inc = rs.incident
     if (!inc) continue
     const before = run.input.state?.resources[rs.policy]?.[rs.resource]?.incident
@@ -906,7 +1058,7 @@ const output = (run: Run): EvaluateOutput => {
 /** A fix whose resource was not evaluated in this call may still be past its deadline. */
 const overdue = (run: Run, inc: Incident): void => {
   const current = run.state.resources[inc.policy]?.[inc.resource]
-  if (current && run.evaluated?.has(current)) return
+  if (current && run.evaluated?.includes(current)) return
   if (run.now <= Date.parse(inc.attempts[inc.attempts.length - 1]?.verifyBy ?? '')) return
   const p = run.input.policies.byName.get(inc.policy)
   if (!p) return

@@ -21,7 +21,60 @@ const numeric = (k: Kind | undefined): boolean => k === 'num' || k === 'int'
 
 const unknownVariable = (name: string): Error => new Error(`Unknown variable: ${name}`)
 
-const compileNode = (node: Node, vars: Map<string, VariableInfo>): { fn: Fn; kind: Kind } | undefined => {
+/** A variable's value; a missing one is an error, as in CEL. */
+const read = (v: Record<string, unknown>, name: string): unknown => {
+  const x = v[name]
+  if (x === undefined) throw unknownVariable(name)
+  return x
+}
+
+interface Compiled {
+  fn: Fn
+  kind: Kind
+  /** Set when the node is a variable. */
+  variable?: string
+  /** Set when the node is a literal: its value. */
+  literal?: { value: unknown }
+}
+
+/**
+ * A variable compared with a literal (`usedPercent >= 80`, `activeState == 'failed'`), the shape of nearly every
+ * threshold, as one closure: the general form calls a closure for each side. Same operators and order as there.
+ */
+const compareVariable = (op: string, name: string, k: unknown, variableFirst: boolean): Fn => {
+  if (variableFirst) {
+    switch (op) {
+      case '<':
+        return (v) => (read(v, name) as number) < (k as number)
+      case '<=':
+        return (v) => (read(v, name) as number) <= (k as number)
+      case '>':
+        return (v) => (read(v, name) as number) > (k as number)
+      case '>=':
+        return (v) => (read(v, name) as number) >= (k as number)
+      case '==':
+        return (v) => read(v, name) === k
+      default:
+        return (v) => read(v, name) !== k
+    }
+  }
+  switch (op) {
+    case '<':
+      return (v) => (k as number) < (read(v, name) as number)
+    case '<=':
+      return (v) => (k as number) <= (read(v, name) as number)
+    case '>':
+      return (v) => (k as number) > (read(v, name) as number)
+    case '>=':
+      return (v) => (k as number) >= (read(v, name) as number)
+    case '==':
+      return (v) => k === read(v, name)
+    default:
+      return (v) => k !== read(v, name)
+  }
+}
+
+const compileNode = (node: Node, vars: Map<string, VariableInfo>): Compiled | undefined => {
   switch (node.op) {
     case 'id': {
       const name = node.args as string
@@ -29,24 +82,17 @@ const compileNode = (node: Node, vars: Map<string, VariableInfo>): { fn: Fn; kin
       const kind: Kind | undefined =
         type === 'double' ? 'num' : type === 'string' ? 'str' : type === 'bool' ? 'bool' : undefined
       if (!kind) return undefined
-      return {
-        kind,
-        fn: (v) => {
-          const x = v[name]
-          if (x === undefined) throw unknownVariable(name)
-          return x
-        },
-      }
+      return { kind, fn: (v) => read(v, name), variable: name }
     }
     case 'value': {
       const x = node.args
       if (typeof x === 'bigint') {
         const n = Number(x)
-        return { kind: 'int', fn: () => n }
+        return { kind: 'int', fn: () => n, literal: { value: n } }
       }
-      if (typeof x === 'number') return { kind: 'num', fn: () => x }
-      if (typeof x === 'string') return { kind: 'str', fn: () => x }
-      if (typeof x === 'boolean') return { kind: 'bool', fn: () => x }
+      if (typeof x === 'number') return { kind: 'num', fn: () => x, literal: { value: x } }
+      if (typeof x === 'string') return { kind: 'str', fn: () => x, literal: { value: x } }
+      if (typeof x === 'boolean') return { kind: 'bool', fn: () => x, literal: { value: x } }
       return undefined
     }
     case '!_': {
@@ -92,6 +138,12 @@ const compileNode = (node: Node, vars: Map<string, VariableInfo>): { fn: Fn; kin
       const bothNumeric = numeric(l.kind) && numeric(r.kind)
       if (!bothNumeric && l.kind !== r.kind) return undefined
       if (!bothNumeric && node.op !== '==' && node.op !== '!=') return undefined
+      if (l.variable !== undefined && r.literal) {
+        return { kind: 'bool', fn: compareVariable(node.op, l.variable, r.literal.value, true) }
+      }
+      if (r.variable !== undefined && l.literal) {
+        return { kind: 'bool', fn: compareVariable(node.op, r.variable, l.literal.value, false) }
+      }
       const a = l.fn
       const b = r.fn
       switch (node.op) {
@@ -141,5 +193,7 @@ export const compileFast = (
   const c = compileNode(ast as Node, vars)
   if (c?.kind !== 'bool') return undefined
   const fn = c.fn
+  // Operators always give a bool; only a bare variable or literal needs the check.
+  if (c.variable === undefined && !c.literal) return fn as (v: Record<string, unknown>) => boolean
   return (v) => fn(v) === true
 }

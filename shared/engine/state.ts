@@ -73,11 +73,12 @@ const cloneIncident = (i: Incident): Incident => ({
 })
 
 /**
- * Copy before changing: evaluate never mutates its input. `hist` and the incident are changed in place on the copy;
+ * Copy before changing: evaluate never mutates its input. The incident is changed in place on the copy; `hist`,
  * `samples`, `fixes` and `flaps` are never changed in place (always replaced), so they are shared.
  */
-export const cloneResourceState = (r: ResourceState): ResourceState => ({
-  ...r,
-  hist: [...r.hist],
-  ...(r.incident ? { incident: cloneIncident(r.incident) } : {}),
-})
+export const cloneResourceState = (r: ResourceState): ResourceState => {
+  const copy = { ...r }
+  // Keys keep their order (the state is stored as JSON): `incident` is replaced where it is.
+  if (r.incident) copy.incident = cloneIncident(r.incident)
+  return copy
+}

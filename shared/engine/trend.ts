@@ -33,10 +33,16 @@ export const addSample = (samples: readonly number[], tMs: number, value: number
   const from = t - windowMs / 1000
   let first = 0
   while (first < n && (samples[first] as number) < from) first += SAMPLE_WIDTH
-  const out = samples.slice(first)
-  out.push(t, value)
-  const excess = out.length - MAX_SAMPLES * SAMPLE_WIDTH
-  return excess > 0 ? out.slice(excess) : out
+  // At most MAX_SAMPLES, the oldest dropped first.
+  first = Math.max(first, n + SAMPLE_WIDTH - MAX_SAMPLES * SAMPLE_WIDTH)
+  // Copied into an array of the exact size: slice() then push() would allocate twice and keep up to half as much
+  // again as spare capacity, in every resource state that holds samples.
+  const out = new Array<number>(n - first + SAMPLE_WIDTH)
+  let j = 0
+  for (let i = first; i < n; i++) out[j++] = samples[i] as number
+  out[j] = t
+  out[j + 1] = value
+  return out
 }
 
 /**
@@ -65,8 +71,31 @@ export const fitTrend = (
   current: { tMs: number; value: number; capacity: number | undefined },
   windowMs: number,
   minSamples: number,
+): TrendFit =>
+  fitTrendInto(
+    { ratePerHour: 0, hoursToCapacity: Number.POSITIVE_INFINITY, samples: 0 },
+    samples,
+    current.tMs,
+    current.value,
+    current.capacity,
+    windowMs,
+    minSamples,
+  )
+
+/**
+ * fitTrend with the current point as plain arguments and the result written into `out` (and returned): the engine
+ * fits a trend for every trend resource of every report, and reuses one result object per evaluation.
+ */
+export const fitTrendInto = (
+  out: TrendFit,
+  samples: readonly number[],
+  tMs: number,
+  value: number,
+  capacity: number | undefined,
+  windowMs: number,
+  minSamples: number,
 ): TrendFit => {
-  const tNow = current.tMs / 1000
+  const tNow = tMs / 1000
   const from = tNow - windowMs / 1000
   let n = 0
   let sx = 0
@@ -90,18 +119,20 @@ export const fitTrend = (
     const x = (tNow - from) / HOUR_S
     n++
     sx += x
-    sy += current.value
+    sy += value
     sxx += x * x
-    sxy += x * current.value
+    sxy += x * value
   }
-  if (n < minSamples || n < 2) return { ratePerHour: 0, hoursToCapacity: Number.POSITIVE_INFINITY, samples: n }
+  out.samples = n
+  out.ratePerHour = 0
+  out.hoursToCapacity = Number.POSITIVE_INFINITY
+  if (n < minSamples || n < 2) return out
   const den = n * sxx - sx * sx
-  if (den === 0) return { ratePerHour: 0, hoursToCapacity: Number.POSITIVE_INFINITY, samples: n }
+  if (den === 0) return out
   const slope = (n * sxy - sx * sy) / den
-  const capacity = current.capacity
-  const hoursToCapacity =
-    slope > 0 && capacity !== undefined && Number.isFinite(capacity)
-      ? Math.max(0, (capacity - current.value) / slope)
-      : Number.POSITIVE_INFINITY
-  return { ratePerHour: slope, hoursToCapacity, samples: n }
+  out.ratePerHour = slope
+  if (slope > 0 && capacity !== undefined && Number.isFinite(capacity)) {
+    out.hoursToCapacity = Math.max(0, (capacity - value) / slope)
+  }
+  return out
 }
