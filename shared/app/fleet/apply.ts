@@ -139,10 +139,16 @@ const evaluateAll = (
  */
 export const applyToHost = async (
   deps: FleetDeps,
-  input: { host: Host; reports?: readonly ReportInput[]; now: string },
+  input: {
+    host: Host
+    reports?: readonly ReportInput[]
+    now: string
+    /** A tick of a scheduled round (`at` = the round's time): applied at most once per host and round. */
+    round?: boolean
+  },
 ): Promise<Applied> => {
   const { store } = deps
-  const tick = !input.reports || input.reports.length === 0
+  const tick = input.round === true && (!input.reports || input.reports.length === 0)
   const tickAt = Date.parse(input.now)
   for (let attempt = 1; ; attempt++) {
     const stored = await store.getHostState(input.host.id)

@@ -49,7 +49,11 @@ export const evaluateShard = async (deps: ShardDeps, task: EvaluationTask): Prom
     const page = await deps.store.listHosts(task.shard, { limit: deps.pageSize ?? 100, ...(cursor ? { cursor } : {}) })
     const silent: string[] = []
     for (const h of page.hosts) {
-      const applied = await applyToHost(deps, { host: { id: h.id, hostname: h.hostname, tags: h.tags }, now: task.at })
+      const applied = await applyToHost(deps, {
+        host: { id: h.id, hostname: h.hostname, tags: h.tags },
+        now: task.at,
+        round: true,
+      })
       out.hosts++
       if (applied.changed) out.changed++
       out.decisions += applied.out.decisions.length

@@ -8,6 +8,7 @@ import {
   MemoryNotificationQueue,
 } from '../../../shared/adapters/fleet/memory-queues.ts'
 import {
+  applyToHost,
   CommandRateLimitedError,
   deliverNotification,
   dispatchRemediation,
@@ -311,6 +312,23 @@ describe('the fleet path, in memory', () => {
     expect(t.notifications.sent.length).toBe(decisions)
     // Other shards hold no host.
     expect((await evaluateShard(deps, { shard: (shard + 1) % 4, of: 4, at: t.clock.iso() })).hosts).toBe(0)
+  })
+
+  it('a tick outside the round (a command result) does not make the round skip the host', async () => {
+    const t = setup()
+    await t.ingest(t.body([fs('/', 50)]))
+    t.commands.setPingStatus(HOST.id, 'Online')
+    t.clock.advance(25 * 60_000)
+    const roundAt = t.clock.iso()
+    t.clock.advance(30_000)
+    await applyToHost(t.fleet, { host: HOST, now: t.clock.iso() }) // e.g. record-command-result's tick
+    const out = await evaluateShard(
+      { ...t.fleet, commands: t.commands },
+      { shard: shardOf(HOST.id, 4), of: 4, at: roundAt },
+    )
+    expect(out).toMatchObject({ hosts: 1, changed: 1, silent: [{ host: HOST.id, ping: 'Online' }] })
+    const stored = (await t.store.getHostState(HOST.id))!.state as { lastTickAt?: number }
+    expect(stored.lastTickAt).toBe(Date.parse(roundAt))
   })
 
   it('delivers a message once; a transient failure is thrown for the queue to retry', async () => {
