@@ -91,3 +91,55 @@ export const plural = (n: number, word: string, many = `${word}s`): string => `$
 /** `12.3 s` / `850 ms`. */
 export const formatDuration = (durationMs: number): string =>
   durationMs >= 1000 ? `${Math.round(durationMs / 100) / 10} s` : `${Math.round(durationMs)} ms`
+
+/**
+ * Ending sessions idle in a transaction, the part every engine shares: with the sessions found (already listed and
+ * parsed), nothing to do, or a dry run that lists them; undefined when there are sessions to end for real.
+ */
+export const idleSessionsOutcome = <S>(
+  run: MaintenanceRun,
+  found: readonly S[],
+  text: (s: S) => string,
+  o: { db: string; bound: string; target: string; wouldAction: string; evidence: Record<string, unknown> },
+): Outcome | undefined => {
+  o.evidence.sessions = found.slice(0, 20)
+  if (found.length === 0) {
+    return {
+      status: run.ctx.dryRun ? 'dry-run' : 'skipped',
+      summary: `${run.ctx.dryRun ? 'dry-run: ' : ''}no session of ${o.db} idle in a transaction for longer than ${o.bound}`,
+      evidence: o.evidence,
+    }
+  }
+  if (!run.ctx.dryRun) return undefined
+  const items = found.map(text)
+  for (const s of found) run.audit.push({ action: o.wouldAction, target: o.target, detail: text(s) })
+  return {
+    status: 'dry-run',
+    summary: `dry-run: would end ${plural(found.length, 'session')} of ${o.db} idle in a transaction for longer than ${o.bound}: ${items.slice(0, 5).join(', ')}`,
+    evidence: o.evidence,
+    items,
+    itemsTotal: items.length,
+  }
+}
+
+/**
+ * Wait (at most 5 s, polling every 100 ms) until the given sessions are gone: ending a session only asks the server
+ * to. `stillThere` answers which of them are still there, or undefined when it cannot tell (the wait stops). Returns
+ * those still there at the end.
+ */
+export const waitUntilGone = async (
+  run: MaintenanceRun,
+  ids: readonly number[],
+  stillThere: (ids: readonly number[]) => Promise<number[] | undefined>,
+): Promise<number[]> => {
+  let alive = [...ids]
+  const deadline = run.ctx.now().getTime() + 5_000
+  while (alive.length > 0) {
+    const now = await stillThere(alive)
+    if (now === undefined) break
+    alive = now
+    if (alive.length === 0 || run.ctx.now().getTime() >= deadline) break
+    await run.sleep(100)
+  }
+  return alive
+}

@@ -15,7 +15,16 @@ import {
   type TableCheck,
 } from '../../probes/db-mysql.ts'
 import { formatBytes } from '../disk-cleanup/report.ts'
-import { exitProblem, formatDuration, type MaintenanceRun, type Outcome, plural, runFirstDb } from './common.ts'
+import {
+  exitProblem,
+  formatDuration,
+  idleSessionsOutcome,
+  type MaintenanceRun,
+  type Outcome,
+  plural,
+  runFirstDb,
+  waitUntilGone,
+} from './common.ts'
 
 /**
  * db-maintenance on MariaDB and MySQL:
@@ -204,25 +213,15 @@ async function terminate(
   const sessions = parseMysqlSessions(listed.result.stdout)
   if (!sessions.ok) return { status: 'failed', summary: sessions.error.reason, error: sessions.error.reason, evidence }
   const found = sessions.value
-  evidence.sessions = found.slice(0, 20)
+  const early = idleSessionsOutcome(run, found, sessionText, {
+    db,
+    bound,
+    target: `${engine}:${db}`,
+    wouldAction: 'would-kill',
+    evidence,
+  })
+  if (early) return early
   const items = found.map(sessionText)
-  if (found.length === 0) {
-    return {
-      status: run.ctx.dryRun ? 'dry-run' : 'skipped',
-      summary: `${run.ctx.dryRun ? 'dry-run: ' : ''}no session of ${db} idle in a transaction for longer than ${bound}`,
-      evidence,
-    }
-  }
-  if (run.ctx.dryRun) {
-    for (const s of found) run.audit.push({ action: 'would-kill', target: `${engine}:${db}`, detail: sessionText(s) })
-    return {
-      status: 'dry-run',
-      summary: `dry-run: would end ${plural(found.length, 'session')} of ${db} idle in a transaction for longer than ${bound}: ${items.slice(0, 5).join(', ')}`,
-      evidence,
-      items,
-      itemsTotal: items.length,
-    }
-  }
   const ids = found.map((s) => s.id)
   // --force: one connection that ended meanwhile (ERROR 1094) does not stop the other kills
   const killed = await runFirstDb(
@@ -234,19 +233,15 @@ async function terminate(
   if (!killed.ok)
     return { status: 'failed', summary: `KILL failed: ${killed.reason}`, error: killed.reason, evidence, items }
   for (const s of found) run.audit.push({ action: 'kill', target: `${engine}:${db}`, detail: sessionText(s) })
-  let alive = ids
-  const deadline = run.ctx.now().getTime() + 5_000
-  while (alive.length > 0) {
-    const check = await query(run, engine, mysqlAliveSql(alive), run.queryTimeoutMs)
-    if (!check.ok || exitProblem(check)) break
-    alive = check.result.stdout
+  const alive = await waitUntilGone(run, ids, async (ids) => {
+    const check = await query(run, engine, mysqlAliveSql([...ids]), run.queryTimeoutMs)
+    if (!check.ok || exitProblem(check)) return undefined
+    return check.result.stdout
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => /^\d+$/.test(l))
       .map(Number)
-    if (alive.length === 0 || run.ctx.now().getTime() >= deadline) break
-    await run.sleep(100)
-  }
+  })
   evidence.killed = ids
   if (killed.result.exitCode !== 0) evidence.killErrors = killed.result.stderr.trim().split('\n').slice(0, 5)
   const summary = `ended ${plural(ids.length - alive.length, 'session')} of ${db} idle in a transaction for longer than ${bound}: ${items.slice(0, 5).join(', ')}`

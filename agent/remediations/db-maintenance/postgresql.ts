@@ -20,7 +20,16 @@ import {
   pgMaintenanceStatement,
 } from '../../probes/db-postgresql.ts'
 import { formatBytes } from '../disk-cleanup/report.ts'
-import { exitProblem, formatDuration, type MaintenanceRun, type Outcome, plural, runDb } from './common.ts'
+import {
+  exitProblem,
+  formatDuration,
+  idleSessionsOutcome,
+  type MaintenanceRun,
+  type Outcome,
+  plural,
+  runDb,
+  waitUntilGone,
+} from './common.ts'
 
 /**
  * db-maintenance on PostgreSQL, through psql (and pg_amcheck). Every operation reads the database's figures
@@ -362,42 +371,30 @@ async function terminate(
   const sessions = parsePgSessions(ran.result.stdout)
   if (!sessions.ok) return { status: 'failed', summary: sessions.error.reason, error: sessions.error.reason, evidence }
   const found = sessions.value
-  evidence.sessions = found.slice(0, 20)
+  const early = idleSessionsOutcome(run, found, sessionText, {
+    db,
+    bound,
+    target: `postgresql:${db}`,
+    wouldAction: 'would-terminate',
+    evidence,
+  })
+  if (early) return early
   const items = found.map(sessionText)
-  if (found.length === 0) {
-    return {
-      status: run.ctx.dryRun ? 'dry-run' : 'skipped',
-      summary: `${run.ctx.dryRun ? 'dry-run: ' : ''}no session of ${db} idle in a transaction for longer than ${bound}`,
-      evidence,
-    }
-  }
-  if (run.ctx.dryRun) {
-    for (const s of found)
-      run.audit.push({ action: 'would-terminate', target: `postgresql:${db}`, detail: sessionText(s) })
-    return {
-      status: 'dry-run',
-      summary: `dry-run: would end ${plural(found.length, 'session')} of ${db} idle in a transaction for longer than ${bound}: ${items.slice(0, 5).join(', ')}`,
-      evidence,
-      items,
-      itemsTotal: items.length,
-    }
-  }
   const signalled = found.filter((s) => s.terminated)
   for (const s of signalled) run.audit.push({ action: 'terminate', target: `postgresql:${db}`, detail: sessionText(s) })
   // pg_terminate_backend only signals: wait (bounded) until those backends are gone
-  let alive = signalled.map((s) => s.pid)
-  const deadline = run.ctx.now().getTime() + 5_000
-  while (alive.length > 0) {
-    const check = await runDb(
-      run,
-      psqlCommand(run.target, pgBackendsAliveSql(alive), settings(run.queryTimeoutMs)),
-      run.queryTimeoutMs,
-    )
-    if (!check.ok || exitProblem(check)) break
-    alive = parsePids(check.result.stdout)
-    if (alive.length === 0 || run.ctx.now().getTime() >= deadline) break
-    await run.sleep(100)
-  }
+  const alive = await waitUntilGone(
+    run,
+    signalled.map((s) => s.pid),
+    async (pids) => {
+      const check = await runDb(
+        run,
+        psqlCommand(run.target, pgBackendsAliveSql([...pids]), settings(run.queryTimeoutMs)),
+        run.queryTimeoutMs,
+      )
+      return !check.ok || exitProblem(check) ? undefined : parsePids(check.result.stdout)
+    },
+  )
   evidence.terminated = signalled.map((s) => s.pid)
   evidence.stillAlive = alive.length > 0 ? alive : undefined
   const notSignalled = found.filter((s) => !s.terminated).map((s) => s.pid)
