@@ -280,7 +280,7 @@ export const formatCrashRestartBench = (b: CrashRestartBench): string => {
     seconds(s.max),
     seconds(s.mean),
   ]
-  if (b.ansai) rows.push(row('ANSAI (OnFailure hook → ansai run --once)', b.ansai))
+  if (b.ansai) rows.push(row('ANSAI (OnFailure hook → ansai-agent report)', b.ansai))
   if (b.ansaiVerified) rows.push(row('ANSAI, until its run ends (fix verified, resolved)', b.ansaiVerified))
   for (const mo of b.monit)
     rows.push(row(`Monit, ${mo.cycleSeconds} s cycle${mo.cycleSeconds === 30 ? ' (default)' : ''}`, mo.stats))
