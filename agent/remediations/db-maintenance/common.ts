@@ -8,6 +8,7 @@ import {
   describeCommand,
   type OsUser,
 } from '../../probes/db-client.ts'
+import type { ParseResult } from '../../probes/parse-result.ts'
 import type { AuditEntry, ExecutorContext } from '../types.ts'
 
 /** What one engine's part of db-maintenance gets. */
@@ -142,4 +143,25 @@ export const waitUntilGone = async (
     await run.sleep(100)
   }
   return alive
+}
+
+/**
+ * The rows a client printed, parsed; or the failed outcome that says why there are none (the client did not run, it
+ * exited with an error, or its output did not parse). `what` names the step: `list the sessions of app`.
+ */
+export const parsedOrFailed = <T>(
+  ran: Ran,
+  what: string,
+  parse: (stdout: string) => ParseResult<T>,
+  evidence: Record<string, unknown>,
+): { ok: true; value: T } | { ok: false; outcome: Outcome } => {
+  const fail = (reason: string, summary = `cannot ${what}: ${reason}`) => ({
+    ok: false as const,
+    outcome: { status: 'failed' as const, summary, error: reason, evidence },
+  })
+  if (!ran.ok) return fail(ran.reason)
+  const problem = exitProblem(ran)
+  if (problem) return fail(problem)
+  const parsed = parse(ran.result.stdout)
+  return parsed.ok ? { ok: true, value: parsed.value } : fail(parsed.error.reason, parsed.error.reason)
 }

@@ -21,6 +21,7 @@ import {
   idleSessionsOutcome,
   type MaintenanceRun,
   type Outcome,
+  parsedOrFailed,
   plural,
   runFirstDb,
   waitUntilGone,
@@ -200,18 +201,8 @@ async function terminate(
 ): Promise<Outcome> {
   evidence.idleLongerThan = bound
   const listed = await query(run, engine, mysqlIdleInTransactionSql(seconds), run.queryTimeoutMs)
-  if (!listed.ok)
-    return {
-      status: 'failed',
-      summary: `cannot list the sessions of ${db}: ${listed.reason}`,
-      error: listed.reason,
-      evidence,
-    }
-  const problem = exitProblem(listed)
-  if (problem)
-    return { status: 'failed', summary: `cannot list the sessions of ${db}: ${problem}`, error: problem, evidence }
-  const sessions = parseMysqlSessions(listed.result.stdout)
-  if (!sessions.ok) return { status: 'failed', summary: sessions.error.reason, error: sessions.error.reason, evidence }
+  const sessions = parsedOrFailed(listed, `list the sessions of ${db}`, parseMysqlSessions, evidence)
+  if (!sessions.ok) return sessions.outcome
   const found = sessions.value
   const early = idleSessionsOutcome(run, found, sessionText, {
     db,

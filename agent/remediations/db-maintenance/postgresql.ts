@@ -26,6 +26,7 @@ import {
   idleSessionsOutcome,
   type MaintenanceRun,
   type Outcome,
+  parsedOrFailed,
   plural,
   runDb,
   waitUntilGone,
@@ -358,18 +359,8 @@ async function terminate(
     psqlCommand(run.target, pgIdleInTransactionSql(seconds, !run.ctx.dryRun), settings(run.queryTimeoutMs)),
     run.queryTimeoutMs,
   )
-  if (!ran.ok)
-    return {
-      status: 'failed',
-      summary: `cannot list the sessions of ${db}: ${ran.reason}`,
-      error: ran.reason,
-      evidence,
-    }
-  const problem = exitProblem(ran)
-  if (problem)
-    return { status: 'failed', summary: `cannot end the sessions of ${db}: ${problem}`, error: problem, evidence }
-  const sessions = parsePgSessions(ran.result.stdout)
-  if (!sessions.ok) return { status: 'failed', summary: sessions.error.reason, error: sessions.error.reason, evidence }
+  const sessions = parsedOrFailed(ran, `end the sessions of ${db}`, parsePgSessions, evidence)
+  if (!sessions.ok) return sessions.outcome
   const found = sessions.value
   const early = idleSessionsOutcome(run, found, sessionText, {
     db,
