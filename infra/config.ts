@@ -89,8 +89,29 @@ export const FleetConfigSchema = z.strictObject({
       dryRun: z.boolean().default(false),
       verifyWithin: DurationSchema.default('15m'),
       maxCommandsPerMinute: z.number().int().min(1).max(10_000).default(100),
+      quietWriteEvery: DurationSchema.refine(
+        (d) => parseDuration(d) <= 6 * 3_600_000,
+        "at most 6h (and below the agents' fleet.resendMinutes minus their heartbeat, 90m − 15m by default)",
+      )
+        .default('60m')
+        .describe(
+          "Write a host's state at most this often when a report changed only trend samples and its last-seen time (0m: every report). Host silence is measured beyond it",
+        ),
+      metrics: z
+        .enum(['problems', 'all'])
+        .default('problems')
+        .describe(
+          'Custom CloudWatch metrics: problems only (each emitted only when it happens), or all (also activity counts, about $0.30 a month each)',
+        ),
     })
-    .default({ shards: 16, dryRun: false, verifyWithin: '15m', maxCommandsPerMinute: 100 }),
+    .default({
+      shards: 16,
+      dryRun: false,
+      verifyWithin: '15m',
+      maxCommandsPerMinute: 100,
+      quietWriteEvery: '60m',
+      metrics: 'problems',
+    }),
   schedules: z
     .strictObject({
       evaluate: DurationSchema.refine((d) => {
@@ -321,6 +342,8 @@ export const parseFleetConfig = (text: string, file: string, baseDir: string): L
     dryRun: config.fleet.dryRun,
     verifyWithin: config.fleet.verifyWithin,
     maxCommandsPerMinute: config.fleet.maxCommandsPerMinute,
+    quietWriteEvery: config.fleet.quietWriteEvery,
+    metrics: config.fleet.metrics,
   }
   const runtime = FleetRuntimeConfigSchema.safeParse(runtimeInput)
   if (!runtime.success) {

@@ -39,7 +39,9 @@
  * items on; a store instance ADDs a day the first time it writes on it, so about once per Lambda container, family
  * and day) and the `COUNTER`s of audit and outbox order (reserved in blocks of 1,000 per container).
  *
- * Reads. Without a clock, "newest first" starts from the calendar: listings walk the days it lists, newest first,
+ * Reads. Host state: strongly consistent unless the caller allows an eventually consistent read (`getHostState`
+ * with `consistent: false`, `getHostStates` of a round's page): those callers write conditionally afterwards, and
+ * re-read strongly before any side effect. Without a clock, "newest first" starts from the calendar: listings walk the days it lists, newest first,
  * query all 8 shards of a day and merge, and stop as soon as nothing older can come first. Base-table reads (`get*`,
  * `getAction`, per-host listings, `seen`, the re-check of pending messages) are strongly consistent; gsi1 reads
  * (global listings, `listHosts`, `summarize`, `prune`) are eventually consistent in DynamoDB (moto is consistent).
@@ -325,10 +327,22 @@ export class DynamoDbFleetStore implements FleetStore {
 
   // ---------- host state ----------
 
-  async getHostState(hostId: string): Promise<VersionedHostState | undefined> {
+  async getHostState(hostId: string, options: { consistent?: boolean } = {}): Promise<VersionedHostState | undefined> {
     return this.call('getHostState', async () => {
-      const item = await this.get(keys.hostState(hostId))
+      const item = await this.get(keys.hostState(hostId), options.consistent ?? true)
       return item && { state: parseState(item), version: num(item, 'version')! }
+    })
+  }
+
+  async getHostStates(hostIds: readonly string[]): Promise<Map<string, VersionedHostState>> {
+    return this.call('getHostStates', async () => {
+      const items = await this.batchGet(
+        hostIds.map((id) => keys.hostState(checkHostId(id, 'getHostStates'))),
+        false,
+      )
+      return new Map(
+        items.map((item) => [String(item.host), { state: parseState(item), version: num(item, 'version')! }]),
+      )
     })
   }
 
@@ -1279,8 +1293,8 @@ export class DynamoDbFleetStore implements FleetStore {
     return retentionMs === undefined ? {} : { expiresAt: Math.ceil((atMs + retentionMs) / 1000) }
   }
 
-  private async get(key: Key): Promise<Item | undefined> {
-    const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }))
+  private async get(key: Key, consistent = true): Promise<Item | undefined> {
+    const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: consistent }))
     return out.Item
   }
 
@@ -1397,8 +1411,8 @@ export class DynamoDbFleetStore implements FleetStore {
     return out
   }
 
-  /** Items by key (missing ones left out), strongly consistent, retrying what DynamoDB left unprocessed. */
-  private async batchGet(wanted: readonly Key[]): Promise<Item[]> {
+  /** Items by key (missing ones left out), strongly consistent unless told, retrying what DynamoDB left unprocessed. */
+  private async batchGet(wanted: readonly Key[], consistent = true): Promise<Item[]> {
     const unique = [...new Map(wanted.map((k) => [idOf(k), k])).values()]
     const out: Item[] = []
     for (let i = 0; i < unique.length; i += BATCH_GET_KEYS) {
@@ -1409,7 +1423,7 @@ export class DynamoDbFleetStore implements FleetStore {
           await sleep(backoff(attempt))
         }
         const res = await this.doc.send(
-          new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: todo, ConsistentRead: true } } }),
+          new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: todo, ConsistentRead: consistent } } }),
         )
         out.push(...(res.Responses?.[this.tableName] ?? []))
         todo = res.UnprocessedKeys?.[this.tableName]?.Keys ?? []

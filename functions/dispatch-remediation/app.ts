@@ -1,5 +1,5 @@
 import { type DispatchDeps, dispatchRemediation, parseAction } from '../../shared/app/fleet/dispatch-remediation.ts'
-import { type Observability, withStandardStack } from '../platform/observability.ts'
+import { countActivity, countProblem, type Observability, withStandardStack } from '../platform/observability.ts'
 import { sqsBatch } from '../platform/sqs.ts'
 
 /** `dispatch-remediation`: actions FIFO queue (one group per host) → at most one SSM command per decision. */
@@ -11,11 +11,9 @@ export const createDispatchHandler = (deps: DispatchDeps, obs: Observability) =>
       async (r) => {
         const out = await dispatchRemediation(deps, parseAction(r.body))
         obs.logger.info('action', { messageId: r.messageId, ...out })
-        obs.metrics.addMetric(
-          `Commands${out.status === 'sent' ? 'Sent' : out.status === 'duplicate' ? 'Duplicate' : 'Refused'}`,
-          'Count',
-          1,
-        )
+        if (out.status === 'sent') countActivity(obs, 'CommandsSent')
+        else if (out.status === 'duplicate') countActivity(obs, 'CommandsDuplicate')
+        else countProblem(obs, 'CommandsRefused')
       },
       { fifo: true },
     ),

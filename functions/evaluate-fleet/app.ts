@@ -2,7 +2,7 @@ import type { SQSEvent } from 'aws-lambda'
 import { z } from 'zod'
 import { evaluateShard, planRound, type ShardDeps } from '../../shared/app/fleet/evaluate-fleet.ts'
 import type { EvaluationQueue } from '../../shared/ports/fleet.ts'
-import { type Observability, withStandardStack } from '../platform/observability.ts'
+import { countActivity, countProblem, type Observability, withStandardStack } from '../platform/observability.ts'
 import { sqsBatch } from '../platform/sqs.ts'
 
 export interface EvaluateFleetDeps extends ShardDeps {
@@ -30,8 +30,8 @@ export const createEvaluateFleetHandler = (deps: EvaluateFleetDeps, obs: Observa
   const shard = sqsBatch(obs, async (r) => {
     const out = await evaluateShard(deps, TaskSchema.parse(JSON.parse(r.body)))
     obs.logger.info('shard evaluated', { messageId: r.messageId, ...out, silent: out.silent.slice(0, 20) })
-    obs.metrics.addMetric('HostsEvaluated', 'Count', out.hosts)
-    obs.metrics.addMetric('SilentHosts', 'Count', out.silent.length)
+    countActivity(obs, 'HostsEvaluated', out.hosts)
+    countProblem(obs, 'SilentHosts', out.silent.length)
   })
   return withStandardStack(obs, async (event: unknown, context) => {
     if (isSqs(event)) return shard(event, context)

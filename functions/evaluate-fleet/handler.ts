@@ -1,6 +1,5 @@
-import { composeEvaluateFleet } from '../platform/compose.ts'
-import { createObservability } from '../platform/observability.ts'
+import { composeEvaluateFleet, observabilityFor } from '../platform/compose.ts'
 import { createEvaluateFleetHandler } from './app.ts'
 
 /** The Lambda entry: dependencies composed once, at cold start (a bad environment fails here, loudly). */
-export const handler = createEvaluateFleetHandler(composeEvaluateFleet(), createObservability('evaluate-fleet'))
+export const handler = createEvaluateFleetHandler(composeEvaluateFleet(), observabilityFor('evaluate-fleet'))

@@ -1,6 +1,5 @@
 import { type IngestDeps, ingestReport } from '../../shared/app/fleet/ingest-report.ts'
-import type { Observability } from '../platform/observability.ts'
-import { withStandardStack } from '../platform/observability.ts'
+import { countActivity, countProblem, type Observability, withStandardStack } from '../platform/observability.ts'
 import { sentAt, sqsBatch } from '../platform/sqs.ts'
 
 /** `ingest-reports`: reports queue → evaluate each host against its stored state → actions, messages, events. */
@@ -16,7 +15,10 @@ export const createIngestHandler = (deps: IngestDeps, obs: Observability) =>
       })
       if (out.status === 'rejected') obs.logger.warn('report rejected', { messageId: r.messageId, ...out })
       else obs.logger.debug('report', out)
-      obs.metrics.addMetric(out.status === 'rejected' ? 'ReportsRejected' : 'ReportsIngested', 'Count', 1)
-      if (out.status !== 'rejected' && out.decisions > 0) obs.metrics.addMetric('Decisions', 'Count', out.decisions)
+      if (out.status === 'rejected') countProblem(obs, 'ReportsRejected')
+      else {
+        countActivity(obs, 'ReportsIngested')
+        countActivity(obs, 'Decisions', out.decisions)
+      }
     }),
   )

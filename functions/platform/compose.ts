@@ -3,6 +3,7 @@ import type { DispatchDeps } from '../../shared/app/fleet/dispatch-remediation.t
 import type { IngestDeps } from '../../shared/app/fleet/ingest-report.ts'
 import type { RecordResultDeps } from '../../shared/app/fleet/record-command-result.ts'
 import type { DigestDeps } from '../../shared/app/fleet/send-digest.ts'
+import { parseDuration } from '../../shared/engine/duration.ts'
 import type { FleetStore } from '../../shared/ports/fleet.ts'
 import {
   createEventBridgeClient,
@@ -19,6 +20,8 @@ import { SqsActionQueue, SqsEvaluationQueue, SqsNotificationQueue } from '../ada
 import { SsmCommandRunner } from '../adapters/ssm-command-runner.ts'
 import type { EvaluateFleetDeps } from '../evaluate-fleet/app.ts'
 import { compileFleetPolicies, loadRuntimeConfig, readEnv } from './env.ts'
+import type { FunctionName } from './names.ts'
+import { createObservability, type Observability } from './observability.ts'
 import type { FleetRuntimeConfig } from './runtime-config.ts'
 
 /**
@@ -32,6 +35,14 @@ export interface ComposeOptions {
   clientConfig?: { endpoint?: string; region?: string; credentials?: { accessKeyId: string; secretAccessKey: string } }
   clock?: () => Date
 }
+
+/**
+ * Powertools for one function, with the fleet config's metrics choice (`metrics: all` adds the activity counts).
+ */
+export const observabilityFor = (functionName: FunctionName, opts: ComposeOptions = {}): Observability =>
+  createObservability(functionName, {
+    activity: (opts.config ?? loadRuntimeConfig(opts.env ?? process.env)).metrics === 'all',
+  })
 
 const base = (opts: ComposeOptions) => {
   const env = opts.env ?? process.env
@@ -60,6 +71,7 @@ const fleetDeps = (opts: ComposeOptions) => {
       defaultChannels: b.config.defaultChannels,
       dryRun: b.config.dryRun,
       clock: b.clock,
+      quietWriteMs: parseDuration(b.config.quietWriteEvery),
     },
   }
 }

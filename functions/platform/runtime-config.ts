@@ -50,5 +50,17 @@ export const FleetRuntimeConfigSchema = z.strictObject({
   verifyWithin: DurationSchema.default('15m'),
   /** Fleet-wide breaker: at most this many commands per minute across the fleet; the rest wait in the queue. */
   maxCommandsPerMinute: z.number().int().min(1).max(10_000).default(100),
+  /**
+   * A host's state is written whenever anything that decides changes (a level, a match, an incident, a fix); when a
+   * report changed only trend samples and the last-seen time, at most this often (0m: every report). Agents re-send
+   * their recent reports with every batch (`fleet.resendMinutes`), so no sample is lost; host silence is measured
+   * beyond this interval.
+   */
+  quietWriteEvery: DurationSchema.default('60m'),
+  /**
+   * Custom CloudWatch metrics: `problems` (rejected reports, failed records, refused commands, failed fixes,
+   * undelivered notifications, silent hosts; each only when it happens) or `all` (also the activity counts).
+   */
+  metrics: z.enum(['problems', 'all']).default('problems'),
 })
 export type FleetRuntimeConfig = z.infer<typeof FleetRuntimeConfigSchema>

@@ -5,7 +5,7 @@ import {
   SqsFifoPartialProcessorAsync,
 } from '@aws-lambda-powertools/batch'
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
-import type { Observability } from './observability.ts'
+import { countProblem, type Observability } from './observability.ts'
 
 /**
  * An SQS consumer that reports partial batch failures (DESIGN.md rule 7): each record is handled on its own, a record
@@ -27,7 +27,7 @@ export const sqsBatch = (
         receiveCount: r.attributes.ApproximateReceiveCount,
         error: err as Error,
       })
-      obs.metrics.addMetric('RecordsFailed', 'Count', 1)
+      countProblem(obs, 'RecordsFailed')
       throw err
     }
   }

@@ -1,7 +1,7 @@
 import type { EventBridgeEvent } from 'aws-lambda'
 import { z } from 'zod'
 import { type RecordResultDeps, recordCommandResult } from '../../shared/app/fleet/record-command-result.ts'
-import { type Observability, withStandardStack } from '../platform/observability.ts'
+import { countActivity, countProblem, type Observability, withStandardStack } from '../platform/observability.ts'
 
 /** The detail of SSM's "EC2 Command Invocation Status-change Notification" (only what is used). */
 const DetailSchema = z.object({
@@ -25,6 +25,10 @@ export const createRecordCommandResultHandler = (deps: RecordResultDeps, obs: Ob
       document: d['document-name'],
     })
     obs.logger.info('command status', { commandId: d['command-id'], ...out })
-    if (out.status === 'recorded') obs.metrics.addMetric(`Fix_${out.result}`, 'Count', 1)
+    if (out.status === 'recorded') {
+      // A failed fix is a problem; succeeded, skipped (nothing to do) and dry runs are activity.
+      if (out.result === 'failed') countProblem(obs, 'Fix_failed')
+      else countActivity(obs, `Fix_${out.result}`)
+    }
     return out
   })

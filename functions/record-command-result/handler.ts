@@ -1,9 +1,8 @@
-import { composeRecordCommandResult } from '../platform/compose.ts'
-import { createObservability } from '../platform/observability.ts'
+import { composeRecordCommandResult, observabilityFor } from '../platform/compose.ts'
 import { createRecordCommandResultHandler } from './app.ts'
 
 /** The Lambda entry: dependencies composed once, at cold start (a bad environment fails here, loudly). */
 export const handler = createRecordCommandResultHandler(
   composeRecordCommandResult(),
-  createObservability('record-command-result'),
+  observabilityFor('record-command-result'),
 )

@@ -1,6 +1,5 @@
-import { composeSendDigest } from '../platform/compose.ts'
-import { createObservability } from '../platform/observability.ts'
+import { composeSendDigest, observabilityFor } from '../platform/compose.ts'
 import { createSendDigestHandler } from './app.ts'
 
 /** The Lambda entry: dependencies composed once, at cold start (a bad environment fails here, loudly). */
-export const handler = createSendDigestHandler(composeSendDigest(), createObservability('send-digest'))
+export const handler = createSendDigestHandler(composeSendDigest(), observabilityFor('send-digest'))

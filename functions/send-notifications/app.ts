@@ -3,7 +3,7 @@ import {
   deliverNotification,
   parseNotification,
 } from '../../shared/app/fleet/deliver-notification.ts'
-import { type Observability, withStandardStack } from '../platform/observability.ts'
+import { countActivity, countProblem, type Observability, withStandardStack } from '../platform/observability.ts'
 import { sqsBatch } from '../platform/sqs.ts'
 
 /** `send-notifications`: notifications queue → SES email, signed webhooks, Slack; each message once. */
@@ -13,6 +13,8 @@ export const createSendNotificationsHandler = (deps: DeliverDeps, obs: Observabi
     sqsBatch(obs, async (r) => {
       const d = await deliverNotification(deps, parseNotification(r.body))
       obs.logger.info('notification', { sqsMessageId: r.messageId, ...d })
-      obs.metrics.addMetric(d.outcome === 'sent' ? 'NotificationsSent' : 'NotificationsNotSent', 'Count', 1)
+      if (d.outcome === 'sent') countActivity(obs, 'NotificationsSent')
+      else if (d.outcome === 'duplicate') countActivity(obs, 'NotificationsDuplicate')
+      else countProblem(obs, 'NotificationsNotSent')
     }),
   )

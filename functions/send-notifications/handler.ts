@@ -1,9 +1,8 @@
-import { composeSendNotifications } from '../platform/compose.ts'
-import { createObservability } from '../platform/observability.ts'
+import { composeSendNotifications, observabilityFor } from '../platform/compose.ts'
 import { createSendNotificationsHandler } from './app.ts'
 
 /** The Lambda entry: dependencies composed once, at cold start (a bad environment fails here, loudly). */
 export const handler = createSendNotificationsHandler(
   composeSendNotifications(),
-  createObservability('send-notifications'),
+  observabilityFor('send-notifications'),
 )

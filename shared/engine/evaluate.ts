@@ -42,6 +42,11 @@ export interface EvaluateInput {
    * (only resources with a level above ok or an incident), `none` (the fleet's ingest path needs decisions and state).
    */
   findings?: 'all' | 'problems' | 'none'
+  /**
+   * How much later than the stored `lastSeenAt` the host may have been seen without the state recording it (the
+   * fleet writes a quiet report's state at most every so often): a tick counts silence only beyond it. Default 0.
+   */
+  silenceGraceMs?: number
 }
 
 export interface EvaluateOutput {
@@ -985,7 +990,9 @@ export const evaluate = (input: EvaluateInput): EvaluateOutput => {
     if (p.probe === null) {
       // The host signal: silent for how long?
       if (!isReport && prior.lastSeenAt === null) continue
-      const silentMinutes = isReport ? 0 : (now - (prior.lastSeenAt as number)) / 60_000
+      const silentMinutes = isReport
+        ? 0
+        : Math.max(0, now - (prior.lastSeenAt as number) - (input.silenceGraceMs ?? 0)) / 60_000
       evaluateResource(run, p, 'host', states?.host, { silentMinutes }, null, isReport)
       continue
     }

@@ -1,5 +1,5 @@
 import type { EventType, NotificationV1, RemediateDecision, ReportBatchV1 } from '../contracts/index.ts'
-import type { StateStore } from './store.ts'
+import type { StateStore, VersionedHostState } from './store.ts'
 
 /**
  * The ports of the fleet shape (DESIGN.md, "Fleet data flow"). Each has an AWS adapter under `functions/adapters/`
@@ -136,8 +136,16 @@ export interface FleetHost {
  * SSM command ids back to decisions).
  */
 export interface FleetStore extends StateStore {
-  /** Add or refresh a host in the index (idempotent; `lastSeenAt` only moves forward). */
+  /**
+   * Add or refresh a host in the index (idempotent; `lastSeenAt` only moves forward). Written when a host is first
+   * seen and when its hostname or tags change, not on every report: `lastSeenAt` is when the entry was written.
+   */
   touchHost(host: FleetHost): Promise<void>
+  /**
+   * The states of several hosts at once (a round reads a page of its shard this way), eventually consistent: a state
+   * may be a moment old, and whoever writes after reading it does so conditionally. Hosts without state are absent.
+   */
+  getHostStates(hostIds: readonly string[]): Promise<Map<string, VersionedHostState>>
   /** Hosts of one shard, a page at a time; `cursor` is what the previous page returned. */
   listHosts(
     shard: number,

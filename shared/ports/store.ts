@@ -21,8 +21,13 @@ import type { DedupStore } from './notifier.ts'
 export interface StateStore extends DedupStore {
   // ---------- engine state, one item per host, optimistic concurrency ----------
 
-  /** The host's engine state and its version, or undefined when nothing was stored for the host yet. */
-  getHostState(hostId: string): Promise<VersionedHostState | undefined>
+  /**
+   * The host's engine state and its version, or undefined when nothing was stored for the host yet. A read is strongly
+   * consistent unless `consistent: false` allows a store to answer with a state at most a moment old (DynamoDB's
+   * eventually consistent read, at half the price); a caller that then writes conditionally learns of a newer state
+   * through the {@link ConflictError}. Stores that are always consistent ignore it.
+   */
+  getHostState(hostId: string, options?: { consistent?: boolean }): Promise<VersionedHostState | undefined>
   /**
    * Conditional write: stores `state` only if the stored version is still `expectedVersion` (`undefined`: only if
    * the host has no state yet). Returns the new version (1 for the first write, then +1 per write). Throws

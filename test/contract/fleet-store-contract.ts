@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest'
 import type { FleetHost, FleetStore } from '../../shared/ports/fleet.ts'
 import { StoreError } from '../../shared/ports/store.ts'
 import { failure } from '../support/rejection.ts'
-import { at, HOST_A, HOST_B } from './store-fixtures.ts'
+import { at, HOST_A, HOST_B, hostState } from './store-fixtures.ts'
 
 export type MakeFleetStore = () => FleetStore | Promise<FleetStore>
 
@@ -164,6 +164,34 @@ export const describeFleetStoreContract = (name: string, makeStore: MakeFleetSto
           ),
           { numRuns: 15 },
         )
+      })
+    })
+
+    describe('batch read of host states', () => {
+      it('gives the states of the hosts that have one, with their versions, and leaves the others out', async () => {
+        const store = await makeStore()
+        await store.putHostState(HOST_A, hostState(HOST_A, 4), undefined)
+        await store.putHostState(HOST_A, hostState(HOST_A, 5), 1)
+        await store.putHostState(HOST_B, hostState(HOST_B, 7), undefined)
+        const got = await store.getHostStates([HOST_A, 'i-0ccccccccccccccc3', HOST_B, HOST_A])
+        expect([...got.keys()].sort()).toEqual([HOST_A, HOST_B])
+        expect(got.get(HOST_A)).toEqual({ state: hostState(HOST_A, 5), version: 2 })
+        expect(got.get(HOST_B)).toEqual({ state: hostState(HOST_B, 7), version: 1 })
+        expect((await store.getHostStates([])).size).toBe(0)
+      })
+
+      it('reads more hosts than one request takes (DynamoDB: 100 keys)', async () => {
+        const store = await makeStore()
+        const many = Array.from({ length: 130 }, (_, i) => `i-0${String(i).padStart(16, '0')}`)
+        for (const id of many) await store.putHostState(id, hostState(id, 1), undefined)
+        const got = await store.getHostStates(many)
+        expect(got.size).toBe(130)
+        expect(got.get(many[129]!)!.state.host).toBe(many[129])
+      })
+
+      it('refuses an empty host id', async () => {
+        const store = await makeStore()
+        await expectInvalid(store.getHostStates(['']))
       })
     })
 

@@ -41,7 +41,16 @@ describe('the example fleet config', () => {
     const minimal = parseFleetConfig('version: 1\npolicies: { baseline: false }\n', 'min.yaml', process.cwd())
     expect(minimal.config.name).toBe('Ansai')
     expect(minimal.config.schedules).toEqual({ evaluate: '5m', digest: { at: '08:00', timezone: 'UTC' } })
-    expect(minimal.config.fleet).toEqual({ shards: 16, dryRun: false, verifyWithin: '15m', maxCommandsPerMinute: 100 })
+    expect(minimal.config.fleet).toEqual({
+      shards: 16,
+      dryRun: false,
+      verifyWithin: '15m',
+      maxCommandsPerMinute: 100,
+      quietWriteEvery: '60m',
+      metrics: 'problems',
+    })
+    expect(minimal.runtime.quietWriteEvery).toBe('60m')
+    expect(minimal.runtime.metrics).toBe('problems')
     expect(minimal.runtime.policies).toEqual([])
   })
 })
@@ -106,6 +115,13 @@ describe('errors name the file, line, column and path', () => {
       problemsOf('version: 1\nfunctions:\n  reservedConcurrency: { ingest-reports: 1, send-digest: 1 }\n'),
     ).toEqual([
       'fleet.yaml:3:42 functions.reservedConcurrency.ingest-reports: ingest-reports consumes an SQS queue: reserve 2 or more, or none',
+    ])
+  })
+
+  it('refuses a quiet-write interval the agents could not cover, and an unknown metrics choice', () => {
+    expect(problemsOf('version: 1\nfleet:\n  quietWriteEvery: 7h\n  metrics: some\n')).toEqual([
+      expect.stringMatching(/^fleet\.yaml:3:20 fleet\.quietWriteEvery: at most 6h/),
+      expect.stringMatching(/^fleet\.yaml:4:12 fleet\.metrics: /),
     ])
   })
 

@@ -187,6 +187,8 @@ spec:
       dryRun: false,
       verifyWithin: '15m',
       maxCommandsPerMinute: 100,
+      quietWriteEvery: '60m',
+      metrics: 'all',
     }
     opts = { env: res.env, config, clientConfig: moto!.clientConfig, clock: now }
 

@@ -1,5 +1,5 @@
 import type { FleetHost, FleetStore } from '../../ports/fleet.ts'
-import { StoreError } from '../../ports/store.ts'
+import { StoreError, type VersionedHostState } from '../../ports/store.ts'
 import { checkHostId, jsonCopy, toDuration, toLimit, toMs } from '../store/common.ts'
 import { InMemoryStateStore } from '../store/memory.ts'
 
@@ -92,6 +92,16 @@ export class MemoryFleetStore extends InMemoryStateStore implements FleetStore {
     // Only forward (an equal time is a replay and overwrites, like an incident's updatedAt).
     if (stored && stored.seenMs > next.seenMs) return
     this.index.set(next.host.id, next)
+  }
+
+  async getHostStates(hostIds: readonly string[]): Promise<Map<string, VersionedHostState>> {
+    const out = new Map<string, VersionedHostState>()
+    for (const id of new Set(hostIds)) {
+      checkHostId(id, 'getHostStates')
+      const stored = await this.getHostState(id)
+      if (stored) out.set(id, stored)
+    }
+    return out
   }
 
   async listHosts(

@@ -1,9 +1,9 @@
 import type { Host, Incident, Observation, RemediationResultV1 } from '../../contracts/index.ts'
 import type { CompiledPolicySet } from '../../engine/compile.ts'
 import { type EvaluateOutput, evaluate } from '../../engine/evaluate.ts'
-import { allResources, type HostState } from '../../engine/state.ts'
+import { allResources, type HostState, type ResourceState } from '../../engine/state.ts'
 import type { ActionQueue, AnsaiEvent, EventPublisher, FleetStore, NotificationQueue } from '../../ports/fleet.ts'
-import { ConflictError } from '../../ports/store.ts'
+import { ConflictError, type VersionedHostState } from '../../ports/store.ts'
 import { buildNotifications, type FixOutcome } from '../notify/build.ts'
 
 /** What every fleet use case that evaluates a host needs; composed once per cold start. */
@@ -20,6 +20,12 @@ export interface FleetDeps {
   /** The whole fleet decides and tells, and never sends a command. */
   dryRun: boolean
   clock: () => Date
+  /**
+   * A report that changed only trend samples and the last-seen time (and decided nothing) is written at most this
+   * often, in ms (`quietWriteEvery`); 0 or absent: every change is written. Agents re-send their recent reports with
+   * each batch, so what a deferred write left out comes again; a tick counts host silence only beyond this interval.
+   */
+  quietWriteMs?: number
 }
 
 /** What one evaluation of a host did. */
@@ -28,6 +34,8 @@ export interface Applied {
   changed: boolean
   /** A report at or below the last applied sequence: only its trend samples were kept. */
   stale: boolean
+  /** A quiet change (trend samples, last-seen time) not written: within `quietWriteMs` of the stored state. */
+  deferred?: boolean
   /** The stored state the evaluation started from (undefined for a new host). */
   before: HostState | undefined
   out: EvaluateOutput
@@ -60,13 +68,56 @@ export const pendingResults = async (
  * The engine's state as the fleet stores it: with the time of the last scheduled tick applied (the engine carries
  * unknown fields along; only the fleet reads this one).
  */
-export type TickedHostState = HostState & { lastTickAt?: number }
+export type TickedHostState = HostState & {
+  lastTickAt?: number
+  /** What the host index holds about the host (hostname, tags, shard), as written there last. */
+  indexed?: string
+}
 
 const unchanged = (before: HostState | undefined, after: HostState): boolean =>
   before !== undefined &&
   before.resources === after.resources &&
   before.lastSeq === after.lastSeq &&
   before.lastSeenAt === after.lastSeenAt
+
+const sameJson = (a: unknown, b: unknown): boolean => a === b || JSON.stringify(a) === JSON.stringify(b)
+
+/** Two states of a resource alike in everything but their trend samples. */
+const sameButSamples = (a: ResourceState, b: ResourceState): boolean => {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)])
+  for (const k of keys) {
+    if (k !== 'samples' && !sameJson(a[k as keyof ResourceState], b[k as keyof ResourceState])) return false
+  }
+  return true
+}
+
+/**
+ * A quiet change: from `before` to `after` only trend samples, the sequence and the last-seen time moved. Every match
+ * history, level, incident, fix and flap record, kept observation and fleet field is the same.
+ */
+export const quietChange = (before: HostState, after: HostState): boolean => {
+  for (const k of new Set([...Object.keys(before), ...Object.keys(after)])) {
+    if (k === 'resources' || k === 'lastSeq' || k === 'lastSeenAt') continue
+    if (!sameJson(before[k as keyof HostState], after[k as keyof HostState])) return false
+  }
+  if (before.resources === after.resources) return true
+  const policies = Object.keys(after.resources)
+  if (policies.length !== Object.keys(before.resources).length) return false
+  for (const p of policies) {
+    const was = before.resources[p]
+    const is = after.resources[p]!
+    if (!was) return false
+    if (was === is) continue
+    const resources = Object.keys(is)
+    if (resources.length !== Object.keys(was).length) return false
+    for (const r of resources) {
+      const a = was[r]
+      const b = is[r]!
+      if (!a || (a !== b && !sameButSamples(a, b))) return false
+    }
+  }
+  return true
+}
 
 export const eventsOf = (out: EvaluateOutput): AnsaiEvent[] =>
   out.decisions.flatMap((d) =>
@@ -117,6 +168,7 @@ const evaluateAll = (
       now: r?.now ?? now,
       dryRun: deps.dryRun,
       findings: 'none',
+      silenceGraceMs: deps.quietWriteMs ?? 0,
     })
     if (!r || current === undefined || r.seq > current.lastSeq) stale = false
     decisions.push(...last.decisions)
@@ -136,6 +188,12 @@ const evaluateAll = (
  * point is repaired by the redelivery of the same message: until the state write lands, the same input gives the same
  * decisions again; after it, the reports are stale and decide nothing new. A lost race with another writer of the
  * same host re-reads and re-evaluates.
+ *
+ * Reads are cheap first: the state is read eventually consistent (or taken from the round's batch read), which may be
+ * a moment old. Nothing is carried out on such a read: an evaluation with side effects reads again, strongly, and
+ * evaluates again; a plain state write is conditional, so an old read shows up as a conflict. A quiet report (only
+ * trend samples and the last-seen time moved) is not written while the stored state is younger than
+ * `quietWriteMs`: the agent re-sends it with its next batches.
  */
 export const applyToHost = async (
   deps: FleetDeps,
@@ -145,16 +203,29 @@ export const applyToHost = async (
     now: string
     /** A tick of a scheduled round (`at` = the round's time): applied at most once per host and round. */
     round?: boolean
+    /** The host's state as a batch read found it (a round's page): used instead of a first read. */
+    prefetched?: { stored: VersionedHostState | undefined }
+    /**
+     * The host index entry for this host (`key`: what it holds, compared with what the state says was indexed last;
+     * `write`: writes it). Written before the state when it differs, so the index never misses a host with state.
+     */
+    index?: { key: string; write: () => Promise<void> }
   },
 ): Promise<Applied> => {
   const { store } = deps
   const tick = input.round === true && (!input.reports || input.reports.length === 0)
   const tickAt = Date.parse(input.now)
+  const quietMs = deps.quietWriteMs ?? 0
+  let strong = false
   for (let attempt = 1; ; attempt++) {
-    const stored = await store.getHostState(input.host.id)
+    const stored =
+      attempt === 1 && input.prefetched
+        ? input.prefetched.stored
+        : await store.getHostState(input.host.id, { consistent: strong })
     // A scheduled round's task delivered twice (SQS is at-least-once) ticks a host once: a tick at or before the
     // last one applied changes nothing (its debounce history would otherwise move a second time).
-    const lastTick = (stored?.state as TickedHostState | undefined)?.lastTickAt
+    const before = stored?.state as TickedHostState | undefined
+    const lastTick = before?.lastTickAt
     if (tick && stored && lastTick !== undefined && tickAt <= lastTick) {
       return {
         changed: false,
@@ -166,9 +237,29 @@ export const applyToHost = async (
     const results = await pendingResults(store, stored?.state)
     const { out, stale } = evaluateAll(deps, input.host, input.reports, input.now, stored?.state, results)
     if (tick) (out.nextState as TickedHostState).lastTickAt = tickAt
-    if (unchanged(stored?.state, out.nextState) && out.decisions.length === 0 && out.incidents.length === 0) {
+    const reindex = input.index !== undefined && before?.indexed !== input.index.key
+    if (reindex) out.nextState = { ...out.nextState, indexed: input.index!.key } as TickedHostState
+    const sideEffects = out.decisions.length > 0 || out.incidents.length > 0 || reindex
+    if (!sideEffects && unchanged(stored?.state, out.nextState)) {
       return { changed: false, stale, before: stored?.state, out }
     }
+    if (
+      !sideEffects &&
+      !tick &&
+      quietMs > 0 &&
+      stored &&
+      (out.nextState.lastSeenAt ?? 0) - (stored.state.lastSeenAt ?? 0) < quietMs &&
+      quietChange(stored.state, out.nextState)
+    ) {
+      return { changed: false, stale, deferred: true, before: stored.state, out }
+    }
+    if (sideEffects && !strong) {
+      // Carry nothing out on a state that may be a moment old: read it again, strongly, and evaluate again.
+      strong = true
+      continue
+    }
+    strong = true
+    if (reindex) await input.index!.write()
     await carryOut(deps, input.host, out, results)
     try {
       await store.putHostState(input.host.id, out.nextState, stored?.version)

@@ -29,8 +29,9 @@ export interface ShardOutcome {
 }
 
 /**
- * A host is worth asking SSM about when ANSAI has not heard from it for this long: longer than the agent's 15-minute
- * heartbeat, as the baseline host-silent policy, or every healthy host between two heartbeats would be looked up.
+ * A host is worth asking SSM about when ANSAI has not heard from it for this long (beyond the quiet-write interval):
+ * longer than the agent's 15-minute heartbeat, as the baseline host-silent policy, or every healthy host between two
+ * heartbeats would be looked up.
  */
 const SILENT_AFTER_MS = 20 * 60_000
 
@@ -44,21 +45,27 @@ const SILENT_AFTER_MS = 20 * 60_000
 export const evaluateShard = async (deps: ShardDeps, task: EvaluationTask): Promise<ShardOutcome> => {
   const out: ShardOutcome = { hosts: 0, changed: 0, decisions: 0, silent: [] }
   const now = Date.parse(task.at)
+  // The stored last-seen time may lag by up to the quiet-write interval (a quiet report is written that rarely).
+  const grace = deps.quietWriteMs ?? 0
   let cursor: string | undefined
   do {
     const page = await deps.store.listHosts(task.shard, { limit: deps.pageSize ?? 100, ...(cursor ? { cursor } : {}) })
     const silent: string[] = []
+    // One batch read for the page (eventually consistent, half the price of a read per host); a host whose tick
+    // carries something out is read again, strongly, by applyToHost.
+    const states = await deps.store.getHostStates(page.hosts.map((h) => h.id))
     for (const h of page.hosts) {
       const applied = await applyToHost(deps, {
         host: { id: h.id, hostname: h.hostname, tags: h.tags },
         now: task.at,
         round: true,
+        prefetched: { stored: states.get(h.id) },
       })
       out.hosts++
       if (applied.changed) out.changed++
       out.decisions += applied.out.decisions.length
       const seen = applied.before?.lastSeenAt
-      if (typeof seen === 'number' && now - seen > SILENT_AFTER_MS) silent.push(h.id)
+      if (typeof seen === 'number' && now - seen - grace > SILENT_AFTER_MS) silent.push(h.id)
     }
     const pings = silent.length > 0 ? await deps.commands.pingStatus(silent) : {}
     for (const id of silent) out.silent.push({ host: id, ping: pings[id] ?? 'Unknown' })
