@@ -2,6 +2,7 @@ import { isNode, LineCounter, parseDocument } from 'yaml'
 import { z } from 'zod'
 import { NotificationChannelsSchema } from '../../shared/app/notify/config.ts'
 import { DurationSchema, HostIdSchema, TagsSchema } from '../../shared/contracts/index.ts'
+import { parseDuration } from '../../shared/engine/duration.ts'
 import { ConfigError, readConfigText } from './load.ts'
 import { ProbesConfigSchema } from './probes.ts'
 
@@ -9,6 +10,33 @@ import { ProbesConfigSchema } from './probes.ts'
 export { ConfigError, DEFAULT_CONFIG_PATH } from './load.ts'
 
 const ArgvSchema = z.array(z.string().min(1).max(4096)).min(1).max(64)
+
+const MAX_RESEND_MS = 24 * 3_600_000
+
+const resendWindowProblem = (value: unknown): string =>
+  `a duration from 0 to 24h is needed, such as 90m (0 turns resending off), not ${JSON.stringify(value)}`
+
+/** A resend window as a duration string: `90m` as given, `0` as `0m`, a bare whole number as minutes (`45` → `45m`). */
+const resendWindowText = (value: number | string): string | undefined => {
+  if (typeof value === 'number') return Number.isInteger(value) && value >= 0 ? `${value}m` : undefined
+  if (value === '0') return '0m'
+  return DurationSchema.safeParse(value).success ? value : undefined
+}
+
+/**
+ * `fleet.resendMinutes`: a duration (`90m`, `1h30m`), or `0` to turn resending off; a bare number counts minutes
+ * (the key's name says so). From 0 to 24h; normalized to a duration string, as `heartbeat` is one.
+ */
+const ResendWindowSchema = z
+  .union([z.number(), z.string()], { error: (issue) => resendWindowProblem(issue.input) })
+  .transform((value, ctx) => {
+    const text = resendWindowText(value)
+    if (text === undefined || parseDuration(text) > MAX_RESEND_MS) {
+      ctx.addIssue({ code: 'custom', message: resendWindowProblem(value) })
+      return z.NEVER
+    }
+    return text
+  })
 
 /** The single-host configuration (`/etc/ansai/config.yaml`): every section optional, every default sensible. */
 export const AgentConfigSchema = z
@@ -74,6 +102,12 @@ export const AgentConfigSchema = z
         heartbeat: DurationSchema.default('15m').describe(
           "Without a change of any policy's state, spooled reports are sent this often",
         ),
+        resendMinutes: ResendWindowSchema.default('90m').describe(
+          'Every send also carries the reports already sent within this window (a duration, or minutes; 0: off; at most 24h). ' +
+            "The control plane writes a quiet host's state at most once an hour, so the trend samples of heartbeats it " +
+            'did not write come again with a later batch (a report it already applied only adds samples: safe to repeat). ' +
+            '90m = that hour + the 15-min heartbeat + a margin',
+        ),
         spool: z
           .object({
             maxReports: z.number().int().min(10).max(100_000).default(1440),
@@ -86,7 +120,9 @@ export const AgentConfigSchema = z
           })
           .strict()
           .default({ maxReports: 1440, maxBytes: 32 * 1024 * 1024 })
-          .describe('Reports kept while the queue is unreachable; past this the oldest go'),
+          .describe(
+            'Reports kept while the queue is unreachable; past this the oldest go (the sent ones kept for resending, too)',
+          ),
       })
       .strict()
       .optional()
