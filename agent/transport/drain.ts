@@ -2,6 +2,15 @@ import type { ReportBatchV1 } from '../../shared/contracts/index.ts'
 import type { ReportSender } from '../../shared/ports/fleet.ts'
 import type { ReportSpool, SpoolEntry } from './spool.ts'
 
+/** The contract's limit (ReportBatchV1Schema: at most 120 reports per batch). */
+export const MAX_REPORTS_PER_BATCH = 120
+
+/**
+ * A sanity bound on one batch's raw JSON, not the SQS message limit: the sender (SqsReportSender) splits a batch
+ * into as many messages as its own size limit needs. 120 reports of a busy host are ~400 KB of JSON.
+ */
+export const DEFAULT_MAX_BATCH_BYTES = 4 * 1024 * 1024
+
 export interface DrainOptions {
   spool: ReportSpool
   sender: ReportSender
@@ -11,8 +20,11 @@ export interface DrainOptions {
   /** Backoff: full jitter between 0 and min(cap, base × 2^attempt) ms. */
   baseDelayMs?: number
   capDelayMs?: number
-  /** One SQS message stays under this (default 240 KiB; SQS takes 256 KiB everywhere, LocalStack included). */
-  maxMessageBytes?: number
+  /**
+   * Raw JSON bytes per batch (default {@link DEFAULT_MAX_BATCH_BYTES}, 4 MiB). Deliberately generous: this is not the
+   * SQS message size (256 KiB), the sender splits further by its own message size.
+   */
+  maxBatchBytes?: number
   /** Reports per batch (the contract allows 120). */
   maxReportsPerBatch?: number
   sleep?: (ms: number) => Promise<void>
@@ -28,7 +40,7 @@ export interface DrainResult {
   error?: Error
 }
 
-/** Batches of spooled reports, oldest first, each under the message size and count limits. */
+/** Batches of spooled reports, oldest first, each under the byte and count limits. */
 export const chunkEntries = (entries: readonly SpoolEntry[], maxBytes: number, maxCount: number): SpoolEntry[][] => {
   const out: SpoolEntry[][] = []
   let current: SpoolEntry[] = []
@@ -63,7 +75,9 @@ export const drainSpool = async (opts: DrainOptions): Promise<DrainResult> => {
   const maxAttempts = opts.maxAttempts ?? 4
   const base = opts.baseDelayMs ?? 500
   const cap = opts.capDelayMs ?? 8000
-  const chunks = chunkEntries(opts.spool.list(), opts.maxMessageBytes ?? 240 * 1024, opts.maxReportsPerBatch ?? 120)
+  const maxBytes = opts.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES
+  const maxCount = Math.min(opts.maxReportsPerBatch ?? MAX_REPORTS_PER_BATCH, MAX_REPORTS_PER_BATCH)
+  const chunks = chunkEntries(opts.spool.list(), maxBytes, maxCount)
   const result: DrainResult = { sentReports: 0, batches: 0, left: chunks.reduce((n, c) => n + c.length, 0) }
   for (const chunk of chunks) {
     const reports = opts.spool.read(chunk)

@@ -90,6 +90,18 @@ describe('drain', () => {
     expect(chunkEntries(entries, 1_000_000, 4).map((c) => c.length)).toEqual([4, 4, 2])
   })
 
+  it('bounds a batch by count, and by raw bytes only generously (the sender splits by its message size)', async () => {
+    const spool = new ReportSpool(join(dir, 'spool'))
+    const clock = new FakeClock()
+    const many = Array.from({ length: 50 }, (_, i) => fs(`/srv/${i}`, 50))
+    for (let seq = 1; seq <= 130; seq++) spool.add(report(seq, clock.iso(), many))
+    expect(spool.list().reduce((n, e) => n + e.bytes, 0)).toBeGreaterThan(1024 * 1024)
+    const sender = new FakeSender()
+    const out = await drainSpool({ spool, sender, reason: 'spool-full', ...noSleep })
+    expect(sender.batches.map((b) => b.reports.length)).toEqual([120, 10])
+    expect(out).toMatchObject({ sentReports: 130, batches: 2, left: 0 })
+  })
+
   it('retries a failed send with jittered backoff and removes reports only once the queue took them', async () => {
     const spool = new ReportSpool(join(dir, 'spool'))
     const clock = new FakeClock()
