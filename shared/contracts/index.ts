@@ -1,4 +1,5 @@
 export * from './common.ts'
+export * from './compressed.ts'
 export * from './decision.ts'
 export * from './incident.ts'
 export * from './notification.ts'

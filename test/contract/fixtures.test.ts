@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import type { z } from 'zod'
 import {
+  CompressedV1Schema,
   DecisionSchema,
   IncidentSchema,
   NotificationV1Schema,
@@ -20,6 +21,7 @@ import {
   RemediationResultV1Schema,
   ReportBatchV1Schema,
   ReportV1Schema,
+  unpackCompressed,
 } from '../../shared/contracts/index.ts'
 
 const SCHEMAS_BY_PREFIX: Record<string, z.ZodType> = {
@@ -30,6 +32,7 @@ const SCHEMAS_BY_PREFIX: Record<string, z.ZodType> = {
   notification: NotificationV1Schema,
   'decision-': DecisionSchema,
   incident: IncidentSchema,
+  compressed: CompressedV1Schema,
 }
 
 const schemaFor = (file: string): z.ZodType => {
@@ -78,6 +81,19 @@ describe('v1 contract fixtures parse', () => {
     expect(new Set(types)).toEqual(new Set(DecisionSchema.options.map((o) => o.shape.type.value)))
   })
 
+  it('each compressed fixture unpacks to a document of the schema its envelope names', () => {
+    const compressed = V1.filter((f) => f.startsWith('compressed'))
+    for (const f of compressed) {
+      const envelope = CompressedV1Schema.parse(load('v1', f))
+      const inner = unpackCompressed(envelope)
+      const schema = envelope.content === 'ansai.report-batch.v1' ? ReportBatchV1Schema : ReportV1Schema
+      expect(schema.safeParse(inner).error?.issues ?? [], `${f}: its document no longer parses`).toEqual([])
+    }
+    expect(ReportBatchV1Schema.parse(unpackCompressed(load('v1', 'compressed-report-batch.json')))).toEqual(
+      ReportBatchV1Schema.parse(load('v1', 'report-batch-heartbeat.json')),
+    )
+  })
+
   it('the disk-cleanup result reports bytes recovered per category', () => {
     const result = RemediationResultV1Schema.parse(load('v1', 'remediation-result-disk-cleanup.json'))
     expect(result.remediation).toBe('disk-cleanup')
@@ -99,6 +115,8 @@ const EXPECTED_FAILURES: Record<string, { path: (string | number)[]; code: strin
   'decision-unknown-type.json': { path: ['type'], code: 'invalid_union' },
   'notification-bad-timestamp.json': { path: ['at'], code: 'invalid_format' },
   'report-batch-mixed-hosts.json': { path: ['reports'], code: 'custom' },
+  'compressed-not-base64.json': { path: ['data'], code: 'invalid_format' },
+  'compressed-unknown-encoding.json': { path: ['encoding'], code: 'invalid_value' },
 }
 
 describe('invalid contract fixtures fail at the expected path', () => {
