@@ -1,4 +1,11 @@
-import { type ReportBatchV1, ReportBatchV1Schema, type ReportV1, ReportV1Schema } from '../../contracts/index.ts'
+import {
+  CompressedDataError,
+  type ReportBatchV1,
+  ReportBatchV1Schema,
+  type ReportV1,
+  ReportV1Schema,
+  unpackCompressed,
+} from '../../contracts/index.ts'
 import { formatIssues } from '../../contracts/issue-path.ts'
 import { type Applied, applyToHost, type FleetDeps } from './apply.ts'
 import { hostOfSender, shardOf } from './shard.ts'
@@ -32,7 +39,8 @@ const HOUR_MS = 3_600_000
 
 /**
  * A message of the reports queue: a batch of one host's reports (what the agent's transport sends) or a single
- * report (older agents, `ansai-agent report --once`). Either way, the reports of one host, oldest first.
+ * report (older agents, `ansai-agent report --once`), as JSON or packed in an `ansai.compressed.v1` envelope (what
+ * the agent sends now; plain JSON stays accepted). Either way, the reports of one host, oldest first.
  */
 export const parseReports = (body: string): ReportV1[] => {
   let json: unknown
@@ -41,12 +49,22 @@ export const parseReports = (body: string): ReportV1[] => {
   } catch (err) {
     throw new InvalidReportError(`report is not JSON: ${(err as Error).message}`)
   }
+  let inside = ''
+  if ((json as { schema?: unknown } | null)?.schema === 'ansai.compressed.v1') {
+    try {
+      json = unpackCompressed(json)
+    } catch (err) {
+      if (!(err instanceof CompressedDataError)) throw err
+      throw new InvalidReportError(err.message, { cause: err })
+    }
+    inside = 'compressed '
+  }
   const isBatch = (json as { schema?: unknown } | null)?.schema === 'ansai.report-batch.v1'
   const parsed = isBatch ? ReportBatchV1Schema.safeParse(json) : ReportV1Schema.safeParse(json)
   if (!parsed.success) {
     const what = isBatch ? 'ansai.report-batch.v1' : 'ansai.report.v1'
     throw new InvalidReportError(
-      `message does not match ${what}: ${formatIssues(isBatch ? 'batch' : 'report', parsed.error.issues)}`,
+      `${inside}message does not match ${what}: ${formatIssues(isBatch ? 'batch' : 'report', parsed.error.issues)}`,
     )
   }
   const reports = isBatch ? (parsed.data as ReportBatchV1).reports : [parsed.data as ReportV1]
