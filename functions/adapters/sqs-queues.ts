@@ -5,7 +5,12 @@ import {
   type SendMessageBatchCommandOutput,
   type SQSClient,
 } from '@aws-sdk/client-sqs'
-import type { NotificationV1, RemediateDecision, ReportBatchV1 } from '../../shared/contracts/index.ts'
+import {
+  compressJson,
+  type NotificationV1,
+  type RemediateDecision,
+  type ReportBatchV1,
+} from '../../shared/contracts/index.ts'
 import type {
   ActionQueue,
   EvaluationQueue,
@@ -155,9 +160,10 @@ export class SqsMessageSender {
 }
 
 /**
- * Agent → control plane: the `reports` standard queue. Body = the batch as JSON; attributes `host` (the host id) and
- * `seq` (the newest report's sequence). A batch over the message limit is split, in order, into smaller batches of
- * the same host and reason (ingest takes reports in any order: state moves only on a newer sequence, an older report
+ * Agent → control plane: the `reports` standard queue. Body = the batch packed in an `ansai.compressed.v1` envelope
+ * (see {@link reportBody}); attributes `host` (the host id) and `seq` (the newest report's sequence). A batch whose
+ * message is over the limit even packed is split, in order, into smaller batches of the same host and reason
+ * ({@link splitReportBatch}; ingest takes reports in any order: state moves only on a newer sequence, an older report
  * still adds its samples); one report that alone is over the limit is refused (non-retryable `MessageTooLarge`).
  */
 export class SqsReportSender implements ReportSender {
@@ -174,8 +180,19 @@ export class SqsReportSender implements ReportSender {
 
   async send(batch: ReportBatchV1): Promise<void> {
     if (batch.reports.length === 0) return
-    await this.sender.send(splitReportBatch(batch, this.maxBytes).map(reportMessage))
+    await this.sender.send(splitReportMessages(batch, this.maxBytes).map((p) => p.message))
   }
+}
+
+/**
+ * The body of a batch's message: the batch as JSON, brotli-compressed (quality 5), in an `ansai.compressed.v1`
+ * envelope (`ingest-reports` takes both; SQS bills a request per 64 KB of payload, and one host's reports repeat
+ * themselves: 90 of them pack from ~290 KB to a few KB), or the plain JSON when that is not bigger (a tiny batch).
+ */
+export const reportBody = (batch: ReportBatchV1): string => {
+  const json = toSqsBody(batch)
+  const packed = toSqsBody(compressJson('ansai.report-batch.v1', JSON.stringify(batch)))
+  return packed.length < Buffer.byteLength(json, 'utf8') ? packed : json
 }
 
 const reportMessage = (batch: ReportBatchV1): SqsOutgoing => {
@@ -184,7 +201,7 @@ const reportMessage = (batch: ReportBatchV1): SqsOutgoing => {
   const newest = Math.max(...seqs)
   const first = Math.min(...seqs)
   return {
-    body: toSqsBody(batch),
+    body: reportBody(batch),
     attributes: {
       host: { DataType: 'String', StringValue: host },
       seq: { DataType: 'Number', StringValue: String(newest) },
@@ -193,32 +210,27 @@ const reportMessage = (batch: ReportBatchV1): SqsOutgoing => {
   }
 }
 
-/**
- * The batch as messages of at most `maxBytes` each (body and attributes): the batch itself when it fits, else
- * consecutive runs of its reports, each as big as fits. A report that fits in no message stays alone in one (and
- * the sender refuses it, naming it).
- */
-export const splitReportBatch = (batch: ReportBatchV1, maxBytes: number): ReportBatchV1[] => {
-  const whole = reportMessage(batch)
-  if (sqsMessageBytes(whole) <= maxBytes || batch.reports.length <= 1) return [batch]
-  // A part's attributes are never longer than the whole's: the same host, a sequence number no bigger.
-  const empty = sqsMessageBytes({ body: toSqsBody({ ...batch, reports: [] }), attributes: whole.attributes })
-  const out: ReportBatchV1[] = []
-  let run: ReportBatchV1['reports'] = []
-  let bytes = empty
-  for (const r of batch.reports) {
-    const size = Buffer.byteLength(toSqsBody(r), 'utf8') + 1
-    if (run.length > 0 && bytes + size > maxBytes) {
-      out.push({ ...batch, reports: run })
-      run = []
-      bytes = empty
-    }
-    run.push(r)
-    bytes += size
-  }
-  if (run.length > 0) out.push({ ...batch, reports: run })
-  return out
+const splitReportMessages = (
+  batch: ReportBatchV1,
+  maxBytes: number,
+): { batch: ReportBatchV1; message: SqsOutgoing }[] => {
+  const message = reportMessage(batch)
+  if (sqsMessageBytes(message) <= maxBytes || batch.reports.length <= 1) return [{ batch, message }]
+  const half = Math.ceil(batch.reports.length / 2)
+  return [
+    ...splitReportMessages({ ...batch, reports: batch.reports.slice(0, half) }, maxBytes),
+    ...splitReportMessages({ ...batch, reports: batch.reports.slice(half) }, maxBytes),
+  ]
 }
+
+/**
+ * The batch as messages of at most `maxBytes` each (body as {@link reportBody} makes it, and attributes): the batch
+ * itself when it fits (practically always, packed), else its two halves, each split again the same way until it
+ * fits: consecutive runs of its reports, in order, every report in exactly one part, each part of the same reason. A
+ * report that fits in no message stays alone in one (and the sender refuses it, naming it).
+ */
+export const splitReportBatch = (batch: ReportBatchV1, maxBytes: number): ReportBatchV1[] =>
+  splitReportMessages(batch, maxBytes).map((p) => p.batch)
 
 /**
  * The `actions` FIFO queue: MessageGroupId = the host (its fixes run one at a time), MessageDeduplicationId = the

@@ -8,9 +8,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CreateQueueCommand, DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type ReportBatchV1, ReportBatchV1Schema } from '../../shared/contracts/index.ts'
+import type { ReportBatchV1 } from '../../shared/contracts/index.ts'
 import { ANSAI_AGENT_CLI, runAnsai } from '../support/ansai-cli.ts'
 import { type MotoServer, startMotoOrSkip } from '../support/moto.ts'
+import { reportBatchOfBody } from '../support/report-bodies.ts'
 
 const moto: MotoServer | undefined = await startMotoOrSkip()
 afterAll(() => moto?.stop())
@@ -63,7 +64,7 @@ fleet:
       const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10 }))
       if (!r.Messages?.length) return out
       for (const m of r.Messages) {
-        out.push(ReportBatchV1Schema.parse(JSON.parse(m.Body!)))
+        out.push(reportBatchOfBody(m.Body!))
         await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle! }))
       }
     }

@@ -4,11 +4,13 @@
  * errors become PortErrors. Stubs in the client's middleware stack (aws-stubs.ts) fake partial failures and
  * throttling; everything else is moto's real answer.
  */
+import { createHash } from 'node:crypto'
 import { CreateQueueCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs'
 import fc from 'fast-check'
 import { afterAll, beforeEach, describe, expect, it } from 'vitest'
 import { createSqsClient } from '../../functions/adapters/aws-clients.ts'
 import {
+  reportBody,
   SQS_MAX_BATCH_BYTES,
   SqsActionQueue,
   SqsNotificationQueue,
@@ -18,9 +20,11 @@ import {
   toSqsBody,
   toSqsId,
 } from '../../functions/adapters/sqs-queues.ts'
+import { parseReports } from '../../shared/app/fleet/ingest-report.ts'
 import type { NotificationV1, RemediateDecision, ReportBatchV1, ReportV1 } from '../../shared/contracts/index.ts'
 import { PortError } from '../../shared/ports/fleet.ts'
 import { startMotoOrSkip } from '../support/moto.ts'
+import { reportBatchOfBody } from '../support/report-bodies.ts'
 import { failCalls, interceptCommand, recordCalls, sdkError } from './aws-stubs.ts'
 
 const HOST = 'i-0a1b2c3d4e5f60718'
@@ -61,7 +65,14 @@ const decision = (key: string, host = HOST): RemediateDecision => ({
   reason: 'usedPercent >= 90',
 })
 
-const report = (seq: number, padding = 0): ReportV1 => ({
+/** 100 characters brotli cannot shrink (base64 of a hash): `noisy` padding stays as big packed as plain. */
+const noise = (seed: string): string =>
+  [0, 1]
+    .map((i) => createHash('sha512').update(`${seed}:${i}`).digest('base64'))
+    .join('')
+    .slice(0, 100)
+
+const report = (seq: number, padding = 0, noisy = false): ReportV1 => ({
   schema: 'ansai.report.v1',
   host: { id: HOST, hostname: 'web-1', tags: {} },
   agent: { version: '0.1.0' },
@@ -69,7 +80,7 @@ const report = (seq: number, padding = 0): ReportV1 => ({
   seq,
   observations: Array.from({ length: padding }, (_, i) => ({
     kind: 'service' as const,
-    unit: `u${i}-${'y'.repeat(100)}.service`,
+    unit: `u${i}-${noisy ? noise(`${seq}-${i}`) : 'y'.repeat(100)}.service`,
     activeState: 'active' as const,
     subState: 'running',
     restarts: 0,
@@ -112,10 +123,10 @@ describe('SQS message encoding', () => {
     expect(toSqsId('with space')).toMatch(/^sha256-[0-9a-f]{64}$/)
   })
 
-  it('splitReportBatch keeps every report in order, and each part within the limit', () => {
+  it('splitReportBatch keeps every report in order, and each part (as sent: packed) within the limit', () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 0, max: 60 }), { minLength: 1, maxLength: 25 }), (paddings) => {
-        const reports = paddings.map((p, i) => report(i, p))
+        const reports = paddings.map((p, i) => report(i, p, true))
         const whole: ReportBatchV1 = { schema: 'ansai.report-batch.v1', reason: 'spool-full', reports }
         const max = 12_000
         const parts = splitReportBatch(whole, max)
@@ -123,7 +134,7 @@ describe('SQS message encoding', () => {
         for (const p of parts) {
           expect(p.reason).toBe('spool-full')
           const bytes = sqsMessageBytes({
-            body: toSqsBody(p),
+            body: reportBody(p),
             attributes: {
               host: { DataType: 'String', StringValue: HOST },
               seq: { DataType: 'Number', StringValue: String(Math.max(...p.reports.map((r) => r.seq))) },
@@ -340,14 +351,28 @@ describe.skipIf(!moto)('SQS adapters on moto', () => {
     expect(await receiveAll(fifoUrl)).toHaveLength(2)
   })
 
-  it('reports: attributes host and seq; a batch too big is split into messages that each fit', async () => {
+  it('reports: a heartbeat of 90 reports is one packed message, far below 64 KiB, that ingest reads back', async () => {
+    const reports = Array.from({ length: 90 }, (_, i) => report(1 + i, 20))
+    const batch: ReportBatchV1 = { schema: 'ansai.report-batch.v1', reason: 'heartbeat', reports }
+    expect(Buffer.byteLength(toSqsBody(batch))).toBeGreaterThan(256 * 1024)
+    await new SqsReportSender({ client, queueUrl }).send(batch)
+    const [got, ...more] = await receiveAll(queueUrl)
+    expect(more).toEqual([])
+    expect(JSON.parse(got!.body)).toMatchObject({ schema: 'ansai.compressed.v1', content: 'ansai.report-batch.v1' })
+    expect(Buffer.byteLength(got!.body)).toBeLessThan(64 * 1024)
+    expect(got!.messageAttributes).toMatchObject({ host: `String:${HOST}`, seq: 'Number:90' })
+    expect(reportBatchOfBody(got!.body)).toEqual(batch)
+    expect(parseReports(got!.body)).toEqual(reports)
+  })
+
+  it('reports: attributes host and seq; a batch too big even packed is split into messages that each fit', async () => {
     const calls = recordCalls(client)
-    const reports = Array.from({ length: 6 }, (_, i) => report(100 + i, 400)) // ~60 KB each
+    const reports = Array.from({ length: 6 }, (_, i) => report(100 + i, 500, true)) // ~105 KB each, ~55 KB packed
     const batch: ReportBatchV1 = { schema: 'ansai.report-batch.v1', reason: 'spool-full', reports }
     await new SqsReportSender({ client, queueUrl }).send(batch)
     const got = await receiveAll(queueUrl)
     expect(got.length).toBeGreaterThan(1)
-    const parts = got.map((m) => JSON.parse(m.body) as ReportBatchV1)
+    const parts = got.map((m) => reportBatchOfBody(m.body))
     expect(parts.flatMap((p) => p.reports).sort((a, b) => a.seq - b.seq)).toEqual(reports)
     for (const [i, m] of got.entries()) {
       expect(m.messageAttributes.host).toBe(`String:${HOST}`)
