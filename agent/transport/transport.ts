@@ -38,6 +38,12 @@ export interface TransportDeps {
   /** Where {@link TransportState} is kept (a JSON file in the state directory). */
   statePath: string
   heartbeatMs: number
+  /**
+   * Every send also carries the reports already sent within this window (config `fleet.resendMinutes`): the control
+   * plane writes a quiet host's state at most hourly, and these carry the trend samples of the heartbeats it did not
+   * write. 0: nothing is re-sent and nothing kept.
+   */
+  resendMs: number
   now: () => number
   /** Test hooks for the retry backoff. */
   retry?: Pick<DrainOptions, 'sleep' | 'random' | 'maxAttempts' | 'baseDelayMs' | 'capDelayMs'>
@@ -54,7 +60,8 @@ export interface TransportOutcome {
 
 /**
  * `ansai-agent report` in the fleet: spool this report, and send the spool when a policy's state changed (at once),
- * when the heartbeat is due, or when the spool runs full. A send that fails leaves everything spooled for the next run.
+ * when the heartbeat is due, or when the spool runs full. Each send puts the reports sent within `resendMs` first (as
+ * context). A send that fails leaves everything spooled for the next run.
  */
 export const transportReport = async (
   deps: TransportDeps,
@@ -82,11 +89,19 @@ export const transportReport = async (
   let lastSentAt = state.lastSentAt
   let changePending = state.changePending === true || reason === 'change'
   if (reason) {
-    drain = await drainSpool({ spool: deps.spool, sender: deps.sender, reason, ...deps.retry })
+    drain = await drainSpool({
+      spool: deps.spool,
+      sender: deps.sender,
+      reason,
+      resend: { now, windowMs: deps.resendMs },
+      ...deps.retry,
+    })
     if (!drain.error && drain.left === 0) {
       lastSentAt = now
       changePending = false
     }
+  } else {
+    deps.spool.pruneSent(now, deps.resendMs) // the drain prunes when it runs; `sent/` shrinks at every run
   }
   writeTransportState(deps.statePath, {
     v: 1,

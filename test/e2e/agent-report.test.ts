@@ -1,7 +1,8 @@
 /**
  * `ansai-agent report` in the fleet shape, the real CLI against moto_server's SQS: the first report goes out at once
  * (nothing sent yet), quiet minutes are spooled for the heartbeat, a change of policy state goes out at once with the
- * spooled samples, and an unreachable queue keeps everything spooled (exit 75) until it is back.
+ * spooled samples, and an unreachable queue keeps everything spooled (exit 75) until it is back. Every send also
+ * carries the reports sent within `fleet.resendMinutes` (90m by default) again, as context.
  */
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -56,6 +57,8 @@ fleet:
     return config
   }
   const setQueueDepth = (value: number) => writeFileSync(join(metrics, 'queue-depth.value'), `${value}\n`)
+  /** The reports waiting in the spool (it also holds `sent/`: the sent ones kept for resending). */
+  const spooled = () => readdirSync(join(dir, 'state', 'spool')).filter((f) => f.endsWith('.json'))
   const report = (config: string, ...args: string[]) =>
     runAnsai(['report', '--json', '--config', config, ...args], { cli: ANSAI_AGENT_CLI, env: env() })
   const received = async (): Promise<ReportBatchV1[]> => {
@@ -111,15 +114,18 @@ spec:
       expect(JSON.parse(quiet.out).reason).toBeUndefined()
     }
     expect(await received()).toEqual([])
-    expect(readdirSync(join(dir, 'state', 'spool'))).toHaveLength(2)
+    expect(spooled()).toHaveLength(2)
 
     setQueueDepth(5000)
     const change = JSON.parse((await report(config)).out)
     expect(change.reason).toBe('change')
     expect(change.changes).toContain('queue-backlog/queue-depth: ok → critical')
+    expect(change.drain).toMatchObject({ sentReports: 3, contextReports: 1 })
     const [sent] = await received()
     expect(sent!.reason).toBe('change')
+    // The first report (already sent) comes again first, as context; then the spooled ones and the change.
     expect(sent!.reports.map((r) => r.observations[0])).toEqual([
+      expect.objectContaining({ value: 10 }),
       expect.objectContaining({ value: 10 }),
       expect.objectContaining({ value: 10 }),
       expect.objectContaining({ value: 5000 }),
@@ -135,15 +141,22 @@ spec:
     expect(failed.err).toMatch(/did not take the reports \(kept, 1 spooled\)/)
     const again = await report(down) // a change not sent yet is tried again at every run
     expect(again.code).toBe(75)
-    expect(readdirSync(join(dir, 'state', 'spool'))).toHaveLength(2)
+    expect(spooled()).toHaveLength(2)
+    expect(readdirSync(join(dir, 'state', 'spool', 'sent'))).toHaveLength(4) // nothing moved while it failed
 
     const up = writeConfig(queueUrl)
     const back = await report(up)
     expect(back.code, back.err).toBe(0)
-    expect(JSON.parse(back.out)).toMatchObject({ reason: 'change', drain: { sentReports: 3, left: 0 } })
-    const batches = await received()
-    expect(batches.flatMap((b) => b.reports).length).toBe(3)
-    expect(readdirSync(join(dir, 'state', 'spool'))).toEqual([])
+    expect(JSON.parse(back.out)).toMatchObject({
+      reason: 'change',
+      drain: { sentReports: 3, left: 0, contextReports: 4 },
+    })
+    const seqs = (await received()).flatMap((b) => b.reports.map((r) => r.seq))
+    // The 4 sent before, again, then the 3 kept while the queue was away: each once, in order.
+    expect(seqs).toHaveLength(7)
+    expect(seqs).toEqual([...new Set(seqs)].sort((x, y) => x - y))
+    expect(spooled()).toEqual([])
+    expect(readdirSync(join(dir, 'state', 'spool', 'sent'))).toHaveLength(7)
   })
 
   it('says clearly what is missing when the host has no instance id', async () => {

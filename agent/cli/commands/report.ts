@@ -10,7 +10,9 @@ Collect this host and report it.
   Single host (no \`fleet:\` section in the config): one local cycle, as \`ansai run --once\`.
   Fleet (\`fleet.reportsQueueUrl\` set): the report is spooled; the spool is sent to the control plane's reports queue
   at once when a policy's state changed (the same policies, evaluated locally), else with the heartbeat (15 min),
-  with the host's own AWS credentials. A send that fails is retried with jitter; the reports stay spooled (bounded)
+  with the host's own AWS credentials. Each send also carries again the reports already sent within
+  fleet.resendMinutes (default 90m; 0: off): the control plane writes a quiet host's state at most hourly, and these
+  carry the trend samples it did not write. A send that fails is retried with jitter; the reports stay spooled (bounded)
   until the queue takes them. Exit 75 when the queue could not be reached (nothing is lost).
 
 Options:
@@ -83,6 +85,7 @@ const reportToFleet = async (
       }),
       statePath: join(config.state.dir, 'transport.json'),
       heartbeatMs: parseDuration(fleet.heartbeat),
+      resendMs: parseDuration(fleet.resendMinutes),
       now: () => Date.now(),
     },
     report,
@@ -98,7 +101,10 @@ const reportToFleet = async (
       }),
     )
   else {
-    const sent = out.drain ? `sent ${out.drain.sentReports} report(s) in ${out.drain.batches} message(s)` : 'spooled'
+    const resent = out.drain?.contextReports ? ` (+${out.drain.contextReports} re-sent)` : ''
+    const sent = out.drain
+      ? `sent ${out.drain.sentReports} report(s)${resent} in ${out.drain.batches} message(s)`
+      : 'spooled'
     console.log(`${hostId} seq ${report.seq}: ${out.reason ?? 'no change'}; ${sent}`)
     for (const c of out.changes) console.log(`  ${c}`)
   }

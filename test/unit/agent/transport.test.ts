@@ -1,8 +1,8 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { chunkEntries, drainSpool } from '../../../agent/transport/drain.ts'
+import { chunkEntries, drainSpool, fitContext } from '../../../agent/transport/drain.ts'
 import { ReportSpool } from '../../../agent/transport/spool.ts'
 import { readTransportState, transportReport } from '../../../agent/transport/transport.ts'
 import type { Observation, ReportBatchV1, ReportV1 } from '../../../shared/contracts/index.ts'
@@ -76,6 +76,51 @@ describe('report spool', () => {
     expect(spool.read(entries).map((r) => r.seq)).toEqual(entries.slice(1).map((e) => e.seq))
     expect(spool.list()).toHaveLength(entries.length - 1)
   })
+
+  it("moves what the queue took to sent/, and prunes sent/ by the reports' own time and by count", () => {
+    const spool = new ReportSpool(join(dir, 'spool'), { maxReports: 4 })
+    const clock = new FakeClock()
+    for (let seq = 1; seq <= 3; seq++) spool.add(report(seq, clock.advance(60_000).iso()))
+    spool.markSent(spool.list())
+    expect(spool.list()).toEqual([])
+    expect(readdirSync(spool.sentDir)).toHaveLength(3)
+    // The window is by the report's `time` (minutes 1, 2, 3), not by the file's mtime (all just now).
+    spool.pruneSent(clock.now() + 60_000, 2 * 60_000)
+    const kept = spool.recentSent(clock.now() + 60_000, 2 * 60_000)
+    expect(kept.map((s) => s.report.seq)).toEqual([2, 3])
+    expect(readdirSync(spool.sentDir).sort()).toEqual(kept.map((s) => s.entry.file))
+
+    for (let seq = 4; seq <= 9; seq++) spool.add(report(seq, clock.iso()))
+    spool.markSent(spool.list())
+    // All in the window, but sent/ keeps no more than the spool's limit: the oldest go.
+    spool.pruneSent(clock.now(), 60 * 60_000)
+    expect(readdirSync(spool.sentDir)).toHaveLength(4)
+    expect(spool.recentSent(clock.now(), 60 * 60_000).map((s) => s.report.seq)).toEqual([6, 7, 8, 9])
+    // A report dated after now (the clock went back) is outside the window too; 0 empties sent/.
+    expect(spool.recentSent(clock.now() - 1, 60 * 60_000)).toEqual([])
+    spool.add(report(10, clock.iso()))
+    spool.markSent(spool.list())
+    spool.pruneSent(clock.now(), 0)
+    expect(readdirSync(spool.sentDir)).toEqual([])
+  })
+
+  it('removes a damaged file in sent/ (or one that is not the report its name says) instead of re-sending it', () => {
+    const spool = new ReportSpool(join(dir, 'spool'))
+    const clock = new FakeClock()
+    for (let seq = 1; seq <= 5; seq++) spool.add(report(seq, clock.iso()))
+    spool.markSent(spool.list())
+    const [one, two, three, four] = readdirSync(spool.sentDir).sort()
+    writeFileSync(join(spool.sentDir, one!), '{"half')
+    writeFileSync(join(spool.sentDir, two!), JSON.stringify({ ...report(2, clock.iso()), observations: 'x' }))
+    writeFileSync(join(spool.sentDir, three!), JSON.stringify(report(33, clock.iso())))
+    writeFileSync(join(spool.sentDir, four!), JSON.stringify({ ...report(4, clock.iso()), time: 'yesterday' }))
+    // Pruning (every run) removes what does not parse as the report its name says, with a time...
+    spool.pruneSent(clock.now(), 60 * 60_000)
+    expect(readdirSync(spool.sentDir).sort()).toEqual([two, '0000000000000005.json'])
+    // ...and before a send, a report that is not valid goes too.
+    expect(spool.recentSent(clock.now(), 60 * 60_000).map((s) => s.report.seq)).toEqual([5])
+    expect(readdirSync(spool.sentDir)).toEqual(['0000000000000005.json'])
+  })
 })
 
 describe('drain', () => {
@@ -119,7 +164,7 @@ describe('drain', () => {
       random: () => 0.5,
       baseDelayMs: 100,
     })
-    expect(out).toEqual({ sentReports: 5, batches: 1, left: 0 })
+    expect(out).toEqual({ sentReports: 5, batches: 1, left: 0, contextReports: 0 })
     expect(delays).toEqual([100, 200])
     expect(sender.batches[0]!.reports.map((r) => r.seq)).toEqual([1, 2, 3, 4, 5])
     expect(spool.list()).toEqual([])
@@ -144,8 +189,127 @@ describe('drain', () => {
   })
 })
 
+describe('drain with context (already-sent reports re-sent)', () => {
+  const MIN = 60_000
+  /** Reports 1..sent sent (one a minute), then unsent..: what a spool looks like between two heartbeats. */
+  const spoolWith = (sent: number, unsent: number, clock = new FakeClock()) => {
+    const spool = new ReportSpool(join(dir, 'spool'))
+    for (let seq = 1; seq <= sent; seq++) spool.add(report(seq, clock.advance(MIN).iso()))
+    spool.markSent(spool.list())
+    for (let seq = sent + 1; seq <= sent + unsent; seq++) spool.add(report(seq, clock.advance(MIN).iso()))
+    return { spool, clock }
+  }
+  const seqs = (b: ReportBatchV1 | undefined) => b?.reports.map((r) => r.seq)
+  const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+
+  it('puts the sent reports of the window first, sorted by seq, counted apart, and keeps what it sent in sent/', async () => {
+    const { spool, clock } = spoolWith(100, 15) // minutes 1..100 sent, 101..115 waiting
+    const sender = new FakeSender()
+    const out = await drainSpool({
+      spool,
+      sender,
+      reason: 'heartbeat',
+      resend: { now: clock.now(), windowMs: 90 * MIN },
+    })
+    // now = minute 115: the window starts at minute 25.
+    expect(seqs(sender.batches[0])).toEqual(range(25, 115))
+    expect(out).toEqual({ sentReports: 15, batches: 1, left: 0, contextReports: 76 })
+    expect(spool.list()).toEqual([])
+    expect(readdirSync(spool.sentDir)).toHaveLength(91)
+  })
+
+  it('puts the context in the first message only', async () => {
+    const { spool, clock } = spoolWith(3, 2)
+    spool.add(
+      report(
+        6,
+        clock.iso(),
+        Array.from({ length: 60 }, (_, i) => fs(`/srv/${i}`, 50)),
+      ),
+    )
+    const big = spool.list().at(-1)!.bytes
+    const sender = new FakeSender()
+    const out = await drainSpool({
+      spool,
+      sender,
+      reason: 'change',
+      resend: { now: clock.now(), windowMs: 90 * MIN },
+      maxBatchBytes: big + 300, // the big report goes alone
+    })
+    expect(sender.batches.map(seqs)).toEqual([[1, 2, 3, 4, 5], [6]])
+    expect(out).toMatchObject({ sentReports: 3, batches: 2, contextReports: 3 })
+  })
+
+  it('stays within 120 reports a batch: the oldest context goes first', async () => {
+    const { spool, clock } = spoolWith(110, 30)
+    const sender = new FakeSender()
+    const out = await drainSpool({
+      spool,
+      sender,
+      reason: 'heartbeat',
+      resend: { now: clock.now(), windowMs: 24 * 60 * MIN },
+    })
+    expect(seqs(sender.batches[0])).toEqual(range(21, 140)) // 90 newest of the 110 sent, then the 30 waiting
+    expect(out.contextReports).toBe(90)
+
+    // The byte bound drops the oldest context first too.
+    const sent = spool.recentSent(clock.now(), 24 * 60 * MIN)
+    const chunk = sent.slice(-2).map((s) => ({ ...s.entry, seq: s.entry.seq + 1000 }))
+    // Room for the 2 of the chunk and 3 of the context (each report costs its bytes and a comma), not one byte more.
+    const cost = [...chunk, ...sent.slice(-3).map((s) => s.entry)].reduce((n, e) => n + e.bytes + 1, 256)
+    const opts = { host: HOST.id, unsent: new Set<number>(), maxCount: 120 }
+    const fit = fitContext(sent, chunk, { ...opts, maxBytes: cost })
+    expect(fitContext(sent, chunk, { ...opts, maxBytes: cost - 1 })).toHaveLength(2)
+    expect(fit.map((s) => s.entry.seq)).toEqual(sent.slice(-3).map((s) => s.entry.seq))
+  })
+
+  it("never puts a report twice in one batch, nor another host's report as context", async () => {
+    const { spool, clock } = spoolWith(3, 2)
+    // The same report both waiting and in sent/ (a crash between send and move, say): it goes once, as unsent.
+    copyFileSync(join(spool.dir, '0000000000000004.json'), join(spool.sentDir, '0000000000000004.json'))
+    spool.add(report(3, clock.iso())) // and seq 3 again, waiting
+    writeFileSync(
+      join(spool.sentDir, '0000000000000002.json'),
+      JSON.stringify({ ...report(2, clock.iso()), host: { ...HOST, id: 'i-0fedcba9876543210' } }),
+    )
+    const sender = new FakeSender()
+    const out = await drainSpool({ spool, sender, reason: 'change', resend: { now: clock.now(), windowMs: 90 * MIN } })
+    expect(seqs(sender.batches[0])).toEqual([1, 3, 4, 5])
+    expect(sender.batches[0]!.reports.every((r) => r.host.id === HOST.id)).toBe(true)
+    expect(out).toMatchObject({ sentReports: 3, contextReports: 1 })
+    expect(JSON.parse(readFileSync(join(spool.sentDir, '0000000000000003.json'), 'utf8')).time).toBe(clock.iso())
+  })
+
+  it('moves nothing to sent/ when the send fails; the next send carries the waiting reports and the context', async () => {
+    const { spool, clock } = spoolWith(3, 2)
+    const sender = new FakeSender()
+    sender.failures = 2
+    const resend = { now: clock.now(), windowMs: 90 * MIN }
+    const failed = await drainSpool({ spool, sender, reason: 'change', resend, ...noSleep, maxAttempts: 2 })
+    expect(failed.error).toBeDefined()
+    expect(failed).toMatchObject({ sentReports: 0, left: 2, contextReports: 0 })
+    expect(spool.list().map((e) => e.seq)).toEqual([4, 5])
+    expect(readdirSync(spool.sentDir)).toHaveLength(3)
+
+    spool.add(report(6, clock.advance(MIN).iso()))
+    const out = await drainSpool({ spool, sender, reason: 'change', resend: { now: clock.now(), windowMs: 90 * MIN } })
+    expect(seqs(sender.batches[0])).toEqual([1, 2, 3, 4, 5, 6])
+    expect(out).toEqual({ sentReports: 3, batches: 1, left: 0, contextReports: 3 })
+    expect(readdirSync(spool.sentDir)).toHaveLength(6)
+  })
+
+  it('re-sends nothing and keeps nothing with a window of 0', async () => {
+    const { spool, clock } = spoolWith(3, 2)
+    const sender = new FakeSender()
+    const out = await drainSpool({ spool, sender, reason: 'heartbeat', resend: { now: clock.now(), windowMs: 0 } })
+    expect(seqs(sender.batches[0])).toEqual([4, 5])
+    expect(out.contextReports).toBe(0)
+    expect(readdirSync(spool.sentDir)).toEqual([])
+  })
+})
+
 describe('transportReport', () => {
-  const setup = () => {
+  const setup = (resendMs = 90 * 60_000) => {
     const clock = new FakeClock()
     const sender = new FakeSender()
     const deps = {
@@ -154,6 +318,7 @@ describe('transportReport', () => {
       sender,
       statePath: join(dir, 'transport.json'),
       heartbeatMs: 15 * 60_000,
+      resendMs,
       now: () => clock.now(),
       retry: { ...noSleep, maxAttempts: 2 },
     }
@@ -166,7 +331,7 @@ describe('transportReport', () => {
   }
 
   it('sends at once on a change of policy state, and otherwise only with the 15-minute heartbeat', async () => {
-    const { sender, tick } = setup()
+    const { sender, tick } = setup(0) // resendMinutes 0: each report goes once, and none is kept once sent
     expect((await tick(50)).reason).toBe('heartbeat') // first run: nothing sent yet
     for (let i = 0; i < 5; i++) expect((await tick(50)).reason).toBeUndefined()
     expect(sender.batches).toHaveLength(1)
@@ -186,6 +351,36 @@ describe('transportReport', () => {
     expect(sender.batches[2]!.reports).toHaveLength(15)
 
     expect((await tick(50)).reason).toBe('change') // back to ok is a change too
+    expect(sender.batches.at(-1)!.reports.map((r) => r.seq)).toEqual([23])
+    expect(readdirSync(join(dir, 'spool', 'sent'))).toEqual([])
+  })
+
+  it('carries the sent reports of the last 90 minutes with every heartbeat and change, and prunes sent/ at every run', async () => {
+    const { sender, tick } = setup()
+    const sentDir = join(dir, 'spool', 'sent')
+    const seqs = (b: ReportBatchV1) => b.reports.map((r) => r.seq)
+    const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+    let last: Awaited<ReturnType<typeof tick>> | undefined
+    for (let minute = 1; minute <= 31; minute++) last = await tick(50)
+    // Heartbeats at minutes 1, 16 and 31 (report seq = minute): the one at 31 carries all that went before.
+    expect(last!.reason).toBe('heartbeat')
+    expect(seqs(sender.batches[2]!)).toEqual(range(1, 31))
+    expect(last!.drain).toMatchObject({ sentReports: 15, contextReports: 16 })
+
+    for (let minute = 32; minute <= 181; minute++) last = await tick(50)
+    expect(last!.reason).toBe('heartbeat')
+    // Minute 181: the window starts at minute 91.
+    expect(seqs(sender.batches.at(-1)!)).toEqual(range(91, 181))
+    expect(readdirSync(sentDir)).toHaveLength(91)
+
+    expect((await tick(50)).reason).toBeUndefined() // no send at minute 182, but sent/ loses minute 91
+    expect(readdirSync(sentDir)).toHaveLength(90)
+    expect(readdirSync(sentDir)).not.toContain('0000000000000091.json')
+
+    const change = await tick(95)
+    expect(change.reason).toBe('change')
+    expect(seqs(sender.batches.at(-1)!)).toEqual(range(93, 183))
+    expect(change.drain).toMatchObject({ sentReports: 2, contextReports: 89 })
   })
 
   it('keeps a change that could not go out and retries it every run, not only at the heartbeat', async () => {
@@ -200,9 +395,11 @@ describe('transportReport', () => {
     const retried = await tick(95)
     expect(retried.reason).toBe('change')
     expect(retried.drain?.error).toBeUndefined()
-    expect(sender.batches.at(-1)!.reports.map((r) => r.seq)).toEqual([2, 3])
+    // Report 1 (sent with the first heartbeat) rides along again as context.
+    expect(sender.batches.at(-1)!.reports.map((r) => r.seq)).toEqual([1, 2, 3])
+    expect(retried.drain).toMatchObject({ sentReports: 2, contextReports: 1 })
     expect(readTransportState(deps.statePath).changePending).toBeUndefined()
-    expect(readdirSync(join(dir, 'spool'))).toEqual([])
+    expect(readdirSync(join(dir, 'spool'))).toEqual(['sent'])
   })
 })
 
