@@ -25,7 +25,14 @@ export interface IngestInput {
 }
 
 export type IngestOutcome =
-  | { status: 'applied' | 'stale' | 'unchanged'; host: string; reports: number; seq: number; decisions: number }
+  | {
+      /** `deferred`: a quiet change not written yet (see `quietWriteMs`). */
+      status: 'applied' | 'stale' | 'unchanged' | 'deferred'
+      host: string
+      reports: number
+      seq: number
+      decisions: number
+    }
   | { status: 'rejected'; reason: string; host?: string }
 
 /** A message that can never be applied (not JSON, not a report or a batch): it goes to the DLQ with this error. */
@@ -35,7 +42,6 @@ export class InvalidReportError extends Error {
 
 /** How far into the future (by the control plane's clock) a report's own time may be: hosts' clocks drift. */
 const MAX_CLOCK_SKEW_MS = 5 * 60_000
-const HOUR_MS = 3_600_000
 
 /**
  * A message of the reports queue: a batch of one host's reports (what the agent's transport sends) or a single
@@ -97,26 +103,27 @@ export const ingestReport = async (deps: IngestDeps, input: IngestInput): Promis
 
   const latest = Date.parse(input.receivedAt) + MAX_CLOCK_SKEW_MS
   const timeOf = (r: ReportV1) => new Date(Math.min(Date.parse(r.time), latest)).toISOString()
+  const shard = shardOf(host.id, deps.shards)
+  // The host index feeds the scheduled rounds: written for a new host and when its hostname, tags or shard change
+  // (before the state that records it, so a host with state is always in the index).
   const applied: Applied = await applyToHost(deps, {
     host,
     reports: reports.map((r) => ({ observations: r.observations, seq: r.seq, now: timeOf(r) })),
     now: timeOf(newest),
+    index: {
+      key: JSON.stringify([host.hostname, Object.entries(host.tags).sort(([a], [b]) => (a < b ? -1 : 1)), shard]),
+      write: () =>
+        deps.store.touchHost({
+          id: host.id,
+          hostname: host.hostname,
+          tags: host.tags,
+          shard,
+          lastSeenAt: timeOf(newest),
+        }),
+    },
   })
-
-  // The host index feeds the scheduled rounds: written for a new host, then at most once an hour (tags may change).
-  const now = Date.parse(timeOf(newest))
-  const lastSeen = applied.before?.lastSeenAt ?? null
-  if (!applied.stale && (lastSeen === null || Math.floor(lastSeen / HOUR_MS) !== Math.floor(now / HOUR_MS))) {
-    await deps.store.touchHost({
-      id: host.id,
-      hostname: host.hostname,
-      tags: host.tags,
-      shard: shardOf(host.id, deps.shards),
-      lastSeenAt: new Date(now).toISOString(),
-    })
-  }
   return {
-    status: applied.stale ? 'stale' : applied.changed ? 'applied' : 'unchanged',
+    status: applied.stale ? 'stale' : applied.changed ? 'applied' : applied.deferred ? 'deferred' : 'unchanged',
     host: host.id,
     reports: reports.length,
     seq: newest.seq,
