@@ -2,7 +2,9 @@
  * The host side of the fleet bench: a host that samples every 60 s and sends as the agent's transport does
  * (agent/transport/transport.ts): each sample goes through the same gate (shared/app/report-gate.ts: the policies
  * evaluated locally, a change goes out at once, otherwise the reports wait for the heartbeat), then the spool goes
- * out as one `ansai.report-batch.v1` through the real SQS sender. `every-sample` mode sends each report alone.
+ * out as one `ansai.report-batch.v1` through the real SQS sender, after the already-sent reports of the last 90
+ * minutes (the agent's `fleet.resendMinutes`: the fleet writes a quiet host's state once an hour, and this context
+ * brings what it left out again). `every-sample` mode sends each report alone, without context.
  *
  * Its reports are the engine bench's `typical` fleet (20 observations: 4 filesystems, 8 services, memory, 3
  * per-service memory, 2 certificates, a backup, DNS), moved to the simulated clock, with every service up.
@@ -19,6 +21,10 @@ import { reportFor } from './engine.ts'
 export type SendMode = 'default' | 'every-sample'
 export const HEARTBEAT_MS = 15 * 60_000
 export const SAMPLE_MS = 60_000
+/** The agent's default `fleet.resendMinutes`: the fleet's 60-minute quiet-write interval + the heartbeat + margin. */
+export const RESEND_MS = 90 * 60_000
+/** Reports per batch (ReportBatchV1Schema). */
+const MAX_BATCH = 120
 
 const hostId = (h: number): string => `i-${(0xa000000 + h).toString(16).padStart(17, '0')}`
 
@@ -77,9 +83,15 @@ export class SimHost {
   private state: HostState | undefined
   private lastSentAt: number | null = null
   private spool: ReportV1[] = []
+  /** Reports already sent, kept `resendMs` to go along with the next batches (the agent's `fleet.resendMinutes`). */
+  private sentLog: ReportV1[] = []
+  /** 0: no context (every-sample mode: each report alone, and the fleet writes every one). */
+  readonly resendMs: number
   /** Replaces observations (a fault); identity when healthy. */
   fault: (o: Observation) => Observation = (o) => o
   readonly sent: ReportBatchV1[] = []
+  /** Reports sent for the first time (the batches also carry re-sent context). */
+  freshSent = 0
   mode: SendMode
   private readonly policies: CompiledPolicySet
   private readonly sender: ReportSender
@@ -89,6 +101,7 @@ export class SimHost {
     this.policies = policies
     this.sender = sender
     this.mode = mode
+    this.resendMs = mode === 'default' ? RESEND_MS : 0
     this.host = healthyReport(index, 0, 0, 0).host
   }
 
@@ -109,12 +122,7 @@ export class SimHost {
       this.state = gate.nextState
       this.spool.push(base)
     }
-    const batch: ReportBatchV1 = { schema: 'ansai.report-batch.v1', reason: 'heartbeat', reports: this.spool }
-    await this.sender.send(batch)
-    this.spool = []
-    this.lastSentAt = times[times.length - 1] ?? null
-    this.sent.push(batch)
-    return batch
+    return this.send('heartbeat', times[times.length - 1] ?? 0)
   }
 
   /** Take a sample at `timeMs`; send the spool when the gate says so (or always, every-sample). */
@@ -135,8 +143,17 @@ export class SimHost {
     this.spool.push(report)
     const reason = opts.force ? 'change' : this.mode === 'every-sample' ? 'heartbeat' : gate.reason
     if (!reason) return undefined
-    const batch: ReportBatchV1 = { schema: 'ansai.report-batch.v1', reason, reports: this.spool }
+    return this.send(reason, timeMs)
+  }
+
+  /** The spool as one batch, after the context (already-sent reports of the last `resendMs`), as the agent sends. */
+  private async send(reason: ReportBatchV1['reason'], timeMs: number): Promise<ReportBatchV1> {
+    this.sentLog = this.sentLog.filter((r) => Date.parse(r.time) >= timeMs - this.resendMs)
+    const context = this.resendMs > 0 ? this.sentLog.slice(-(MAX_BATCH - this.spool.length)) : []
+    const batch: ReportBatchV1 = { schema: 'ansai.report-batch.v1', reason, reports: [...context, ...this.spool] }
     await this.sender.send(batch)
+    this.freshSent += this.spool.length
+    if (this.resendMs > 0) this.sentLog.push(...this.spool)
     this.spool = []
     this.lastSentAt = timeMs
     this.sent.push(batch)

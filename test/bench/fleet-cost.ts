@@ -26,6 +26,7 @@ import type { Context, EventBridgeEvent, SQSBatchResponse, SQSEvent } from 'aws-
 import { createSqsClient, createSsmClient } from '../../functions/adapters/aws-clients.ts'
 import { SqsReportSender } from '../../functions/adapters/sqs-queues.ts'
 import { SsmCommandRunner } from '../../functions/adapters/ssm-command-runner.ts'
+import { decodeState } from '../../functions/adapters/state-codec.ts'
 import { createDispatchHandler } from '../../functions/dispatch-remediation/app.ts'
 import { createEvaluateFleetHandler } from '../../functions/evaluate-fleet/app.ts'
 import { createIngestHandler } from '../../functions/ingest-reports/app.ts'
@@ -47,7 +48,13 @@ import { createSendNotificationsHandler } from '../../functions/send-notificatio
 import { loadFleetConfig } from '../../infra/config.ts'
 import { FUNCTION_SPECS } from '../../infra/layout.ts'
 import type { RemediationResultV1 } from '../../shared/contracts/index.ts'
-import type { CommandInvocation, CommandRequest, CommandRunner, PingStatus } from '../../shared/ports/fleet.ts'
+import type {
+  CommandInvocation,
+  CommandRequest,
+  CommandRunner,
+  FleetStore,
+  PingStatus,
+} from '../../shared/ports/fleet.ts'
 import { SSM_KEY_PARAMETER } from '../../shared/registry/ssm.ts'
 import {
   createFleetResources,
@@ -223,7 +230,10 @@ export interface CostResult {
   /** Mean latency of each SDK operation against moto (metered phases). */
   latency: { op: string; n: number; meanMs: number }[]
   monthly: Monthly[]
+  /** Custom metrics billed for the month (metric-months: a metric with data in half the hours counts ½). */
   customMetrics: number
+  /** The EMF metrics the functions emitted in the scenarios. */
+  metricsSeen: string[]
   coverage: { metered: number; http: number; clients: number }
   lambda: { fn: string; scope: string; invocations: number; meanMs: number; meanCpuMs: number }[]
   storagePerHostBytes: number
@@ -304,6 +314,8 @@ interface Fleet {
   notify: Handler<SQSEvent, SQSBatchResponse>
   digest: Handler<unknown>
   agentSender: SqsReportSender
+  /** The functions' store (unmetered reads for the bench's own checks go through it only while not counting). */
+  store: FleetStore
   policies: ReturnType<typeof compileFleetPolicies>
   clients: number
   /** The functions' clock. */
@@ -362,6 +374,7 @@ const startFleet = async (moto: MotoServer, config: FleetRuntimeConfig, webhookU
     notify: meter.lambda('send-notifications', createSendNotificationsHandler(deps.notify, obs('send-notifications'))),
     digest: meter.lambda('send-digest', createSendDigestHandler(deps.digest, obs('send-digest'))),
     agentSender: new SqsReportSender({ client: agentSqs, queueUrl: res.queues.reports }),
+    store: deps.ingest.store,
     policies: compileFleetPolicies(cfg),
     clients: clients + 2,
     setNow: (ms) => {
@@ -435,40 +448,54 @@ const steadyHour = async (
   }
   for (let m = 0; m < WARMUP_MINUTES; m++) await step(m)
   const sentBefore = host.sent.length
-  const reportsBefore = host.sent.reduce((n, b) => n + b.reports.length, 0)
+  const reportsBefore = host.freshSent
   const invBefore = meter.invocations.length
   meter.counting = true
   for (let m = WARMUP_MINUTES; m < WARMUP_MINUTES + 60; m++) await step(m)
   meter.counting = false
   await meter.settle()
   const ingests = meter.invocations.slice(invBefore).filter((i) => i.fn === 'ingest-reports' && i.scope === 'batch')
-  // A round over more hosts, each warmed by one message of its last 75 minutes (unmetered): what a host adds to a round.
+  // What a host adds to a round, measured where a round's per-shard work (one index query, one batch read per 100
+  // hosts) is shared as at fleet scale: a fleet of one shard (1,000 hosts in 16 shards are 63 a shard), its empty
+  // round first, then the round over `roundHosts` + 1 hosts, each warmed by one message of its last 75 minutes.
   let roundMsPerHost: number | undefined
   let roundRruPerHost: number | undefined
   let roundCpuMsPerHost: number | undefined
   if (roundHosts > 0) {
+    const g = await startFleet(moto, { ...config, shards: 1 }, 'http://127.0.0.1:9/unused')
     const end = t0 + (WARMUP_MINUTES + 60) * MIN
-    f.setNow(end - 20_000)
-    for (let i = 1; i <= roundHosts; i++) {
-      const other = new SimHost(hostIndex + i, f.policies, f.agentSender, mode)
+    await round(g, end - 10 * ROUND_MS)
+    g.meter.counting = true
+    g.meter.scope = 'round0'
+    for (let k = EMPTY_ROUNDS; k >= 1; k--) await round(g, end - (k + 2) * ROUND_MS)
+    g.meter.counting = false
+    g.setNow(end - 20_000)
+    for (let i = 0; i <= roundHosts; i++) {
+      const other = new SimHost(hostIndex + i, g.policies, g.agentSender, mode)
       await other.catchUp(Array.from({ length: WARMUP_MINUTES }, (_, k) => end - (WARMUP_MINUTES - k) * MIN + 20_000))
-      await drain(f, ['reports'])
+      await drain(g, ['reports'])
     }
-    await drain(f, [...ALL])
-    meter.counting = true
-    meter.scope = 'roundN'
-    await round(f, end)
-    meter.counting = false
-    const r0 = sumUsage({ usage: meter.of('round0'), times: 1 / EMPTY_ROUNDS })
-    const rn = meter.of('roundN')
-    roundMsPerHost = (get(rn, 'lambda.evaluate-fleet.ms') - get(r0, 'lambda.evaluate-fleet.ms')) / (roundHosts + 1)
-    roundRruPerHost = (get(rn, 'ddb.rru') - get(r0, 'ddb.rru')) / (roundHosts + 1)
-    roundCpuMsPerHost =
-      (get(rn, 'lambda.evaluate-fleet.cpuMs') - get(r0, 'lambda.evaluate-fleet.cpuMs')) / (roundHosts + 1)
+    await drain(g, [...ALL])
+    await round(g, end - ROUND_MS) // unmetered: every host ticked once (code warm, as in a warm container)
+    g.meter.counting = true
+    g.meter.scope = 'roundN'
+    await round(g, end)
+    g.meter.counting = false
+    await g.meter.settle()
+    const r0 = sumUsage({ usage: g.meter.of('round0'), times: 1 / EMPTY_ROUNDS })
+    const rn = g.meter.of('roundN')
+    const hosts = roundHosts + 1
+    roundMsPerHost = (get(rn, 'lambda.evaluate-fleet.ms') - get(r0, 'lambda.evaluate-fleet.ms')) / hosts
+    // Queries by their bytes (a host's share of its shard's page), everything else as billed.
+    const rru = (u: Usage) => get(u, 'ddb.rru') - get(u, 'ddb.rruQuery') + get(u, 'ddb.rruQueryExact')
+    roundRruPerHost = (rru(rn) - rru(r0)) / hosts
+    roundCpuMsPerHost = (get(rn, 'lambda.evaluate-fleet.cpuMs') - get(r0, 'lambda.evaluate-fleet.cpuMs')) / hosts
+    await g.close()
   }
   const image = meter.imageOf(`HOST#${host.host.id}`, 'STATE')
-  const packed = image?.dataZ?.B
-  const stateJson = packed ? brotliDecompressSync(packed).toString('utf8') : (image?.data?.S ?? '')
+  const packed = image?.st?.B ?? image?.dataZ?.B
+  const unpacked = packed ? brotliDecompressSync(packed).toString('utf8') : (image?.data?.S ?? '')
+  const stateJson = image?.st?.B ? JSON.stringify(decodeState(unpacked)) : unpacked
   const hour: HourResult = {
     variant,
     mode,
@@ -476,7 +503,7 @@ const steadyHour = async (
     round: meter.of('round'),
     round0: sumUsage({ usage: meter.of('round0'), times: 1 / EMPTY_ROUNDS }),
     batches: host.sent.length - sentBefore,
-    reports: host.sent.reduce((n, b) => n + b.reports.length, 0) - reportsBefore,
+    reports: host.freshSent - reportsBefore,
     stateItemBytes: meter.sizeOf(`HOST#${host.host.id}`, 'STATE'),
     stateJsonBytes: Buffer.byteLength(stateJson),
     stateStoredBytes: packed ? packed.byteLength : Buffer.byteLength(stateJson),
@@ -575,6 +602,14 @@ const oneFix = async (
   if (!verifying) throw new Error('fleet bench: the gate did not send the verifying sample')
   await drain(f, [...ALL])
   mark('ingest: verified, resolved, people told')
+  meter.counting = false
+  // The bench's own check: the fix went the whole way (a fix that failed or escalated would be priced as a fix).
+  const [incident] = await f.store.listIncidents({ hostId: host.host.id, status: 'all', limit: 1 })
+  if (incident?.status !== 'resolved' || !incident.attempts.some((a) => a.status === 'verified'))
+    throw new Error(
+      `fleet bench: the fix did not end verified and resolved: ${JSON.stringify(incident)?.slice(0, 400)}`,
+    )
+  meter.counting = true
   meter.scope = 'digest'
   meter.add('scheduler.invocations', 1)
   await f.digest({}, lambdaContext('send-digest'))
@@ -596,7 +631,7 @@ const oneFix = async (
  * the noise of 16 shard invocations on a shared machine, so when the round is quiet for the host (nothing decided)
  * its Lambda time there is `tick` (what a host adds to a round, measured over 48 hosts) × 12.
  */
-export const perHostHour = (h: HourResult, tick?: { ms: number; cpuMs: number }): Usage => {
+export const perHostHour = (h: HourResult, tick?: { ms: number; cpuMs: number; rru?: number }): Usage => {
   const rounds = sumUsage({ usage: h.round, times: 1 }, { usage: h.round0, times: -ROUNDS_PER_HOUR })
   for (const [k, v] of rounds) if (v < 0) rounds.set(k, 0)
   const quiet = get(rounds, 'ddb.wru') === 0
@@ -607,6 +642,15 @@ export const perHostHour = (h: HourResult, tick?: { ms: number; cpuMs: number })
     }
     replace('lambda.evaluate-fleet.ms', 'lambda.ms', ROUNDS_PER_HOUR * tick.ms)
     replace('lambda.evaluate-fleet.cpuMs', 'lambda.cpuMs', ROUNDS_PER_HOUR * tick.cpuMs)
+    if (tick.rru !== undefined) {
+      // One host alone in its shard pays a whole rounded unit for the shard's query: take its share of a page instead.
+      for (const k of [...rounds.keys()]) if (k.startsWith('ddb.rru')) rounds.delete(k)
+      rounds.set('ddb.rru', ROUNDS_PER_HOUR * tick.rru)
+      rounds.set(
+        "ddb.rru.round: a host's share (batch read + its bytes of the shard's query)",
+        ROUNDS_PER_HOUR * tick.rru,
+      )
+    }
   }
   return sumUsage({ usage: h.batch, times: 1 }, { usage: rounds, times: 1 })
 }
@@ -685,7 +729,8 @@ export const runFleetCost = async (
     log(`  moto_server at ${moto.endpoint}; healthy host: typical #${hostIndex}`)
     const runs: { variant: Variant; mode: SendMode; config: FleetRuntimeConfig }[] = [
       { variant: 'default', mode: 'default', config: base },
-      { variant: 'every-sample', mode: 'every-sample', config: base },
+      // Every sample sent alone, and written: no context comes again to bring deferred samples back.
+      { variant: 'every-sample', mode: 'every-sample', config: { ...base, quietWriteEvery: '0m' } },
     ]
     const hours: HourResult[] = []
     const metrics = new Set<string>()
@@ -695,9 +740,10 @@ export const runFleetCost = async (
     const lambda = new Map<string, { fn: string; scope: string; n: number; ms: number; cpu: number }>()
     const problems: string[] = []
     const latency = new Map<string, { n: number; ms: number }>()
+    const fixMetrics = new Set<string>()
     const keep = (f: Fleet, tag: string) => {
       fleets.push(f)
-      for (const m of f.meter.metrics) metrics.add(m)
+      for (const m of f.meter.metrics) (tag === 'fix' ? fixMetrics : metrics).add(m)
       metered += f.meter.metered
       http += f.meter.http
       clients = Math.max(clients, f.clients)
@@ -736,9 +782,18 @@ export const runFleetCost = async (
     const fx = await oneFix(moto, base, hostIndex, log)
     keep(fx.f, 'fix')
     const storagePerHostBytes = hours[0]?.stateItemBytes ?? 0
-    const customMetrics = metrics.size
+    // A custom metric is billed for each hour it has data. One the steady hour emits has data every hour; one only a
+    // fix emits, in the hours with a fix: 1 − e^(−fixes an hour) of them at 1,000 hosts (Poisson).
+    const fixesPerHour = (1000 * FIXES_PER_HOST_MONTH) / HOURS_PER_MONTH
+    const fixOnly = [...fixMetrics].filter((m) => !metrics.has(m))
+    const customMetrics = metrics.size + fixOnly.length * (1 - Math.exp(-fixesPerHour))
+    const metricsSeen = [...metrics, ...fixOnly.map((m) => `${m} (fixes only)`)]
     const measured = hours.find((h) => h.roundMsPerHost !== undefined)
-    const tick = measured && { ms: measured.roundMsPerHost!, cpuMs: measured.roundCpuMsPerHost ?? 0 }
+    const tick = measured && {
+      ms: measured.roundMsPerHost!,
+      cpuMs: measured.roundCpuMsPerHost ?? 0,
+      rru: measured.roundRruPerHost!,
+    }
     const month = hours.map((h) => monthly(h.variant, perHostHour(h, tick), h.round0, fx.fix, fx.digest, customMetrics))
     return {
       moto: moto.endpoint,
@@ -752,6 +807,7 @@ export const runFleetCost = async (
       latency: [...latency].map(([op, l]) => ({ op, n: l.n, meanMs: l.ms / l.n })).sort((a, b) => b.n - a.n),
       monthly: month,
       customMetrics,
+      metricsSeen,
       coverage: { metered, http, clients },
       lambda: [...lambda.values()].map((e) => ({
         fn: e.fn,

@@ -611,6 +611,10 @@ export class FleetMeter {
           `${op}${input.IndexName ? ` ${String(input.IndexName)}` : ''} ${typeOf(items[0])}`,
           units(bytes, consistent),
         )
+        // The same read unrounded: at fleet scale a page of a shard holds many items, so a host's share of a query
+        // is its bytes, not a rounded-up unit (the scenarios have a few hosts per shard).
+        addTo(usage, 'ddb.rruQuery', units(bytes, consistent))
+        addTo(usage, 'ddb.rruQueryExact', (bytes / 4096) * (consistent ? 1 : 0.5))
         break
       }
       case 'BatchGetItem':

@@ -123,7 +123,7 @@ const CHANGES: Change[] = [
   {
     step: '(a) the round reads only hosts with something due (no state read nor evaluation per quiet host)',
     apply: (_batch, rounds) => {
-      scaleDdb(rounds, /host-state$/, 0, ['rru'])
+      scaleDdb(rounds, /^round/, 0, ['rru'])
       setKey(rounds, 'lambda.evaluate-fleet.ms', 0, 'lambda.ms')
       setKey(rounds, 'lambda.evaluate-fleet.cpuMs', 0, 'lambda.cpuMs')
     },
@@ -151,10 +151,6 @@ const CHANGES: Change[] = [
       scaleDdb(batch, /host-state$/, f)
     },
   },
-  {
-    step: '(c) eventually consistent reads of the host state in rounds (½ RRU)',
-    apply: (_batch, rounds) => scaleDdb(rounds, /host-state$/, 0.5, ['rru']),
-  },
 ]
 
 interface Step {
@@ -165,10 +161,14 @@ interface Step {
   month: Monthly
 }
 
-const tickOf = (h: HourResult) => ({ ms: h.roundMsPerHost ?? 0, cpuMs: h.roundCpuMsPerHost ?? 0 })
+const tickOf = (h: HourResult) => ({
+  ms: h.roundMsPerHost ?? 0,
+  cpuMs: h.roundCpuMsPerHost ?? 0,
+  ...(h.roundRruPerHost !== undefined ? { rru: h.roundRruPerHost } : {}),
+})
 
 /** A host's part of its 12 rounds in an hour (what perHostHour adds to its batches). */
-const roundPart = (h: HourResult, tick: { ms: number; cpuMs: number }): Usage =>
+const roundPart = (h: HourResult, tick: { ms: number; cpuMs: number; rru?: number }): Usage =>
   sumUsage({ usage: perHostHour(h, tick), times: 1 }, { usage: h.batch, times: -1 })
 
 /**
@@ -176,7 +176,7 @@ const roundPart = (h: HourResult, tick: { ms: number; cpuMs: number }): Usage =>
  * by `monthly` (the batching window at the new message rate, X-Ray of the actively traced functions, the fixed part)
  * from the measured per-host-hour usage of its batches and of its part of the rounds: estimates, not measurements.
  */
-const whatIf = (cost: CostResult, tick: { ms: number; cpuMs: number }): Step[] => {
+const whatIf = (cost: CostResult, tick: { ms: number; cpuMs: number; rru?: number }): Step[] => {
   const m = cost.monthly.find((x) => x.variant === 'default')
   const hour = cost.hours.find((h) => h.variant === 'default')
   if (!m || !hour) return []
@@ -277,7 +277,7 @@ const costRows = (cost: CostResult, rows: Row[], notes: string[]): void => {
   )
   if (last)
     rows.push([
-      'fleet $/month, 1,000 hosts, default + (a)-(c) not shipped (estimate)',
+      'fleet $/month, 1,000 hosts, default + (a)-(b) not shipped (estimate)',
       usd(last.total),
       goal(last.total),
     ])
@@ -334,7 +334,7 @@ const costRows = (cost: CostResult, rows: Row[], notes: string[]): void => {
     `  per report, every-sample: ${describeUsage(hEvery.batch, hEvery.reports)}`,
     `  per fix: ${describeUsage(cost.fix)}`,
     `  a round's fixed part (16 shards, empty): ${describeUsage(hDef.round0)}`,
-    `  a host's part of its 12 rounds per hour: ${describeUsage(positive(roundPart(hDef, tick)))} (${n1(hDef.roundRruPerHost ?? Number.NaN)} RRU and ${n1(tick.ms)} ms per host per round, measured over ${hDef.roundHosts ?? 0} hosts)`,
+    `  a host's part of its 12 rounds per hour: ${describeUsage(positive(roundPart(hDef, tick)))} (${n1(hDef.roundRruPerHost ?? Number.NaN)} RRU and ${n1(tick.ms)} ms (${n1(tick.cpuMs)} ms CPU) per host per round, measured over ${hDef.roundHosts ?? 0} hosts)`,
     `  the daily digest: ${describeUsage(cost.digest)}`,
     `  WRU of a host-hour (default) by item: ${topKeys(sumUsage({ usage: hDef.batch, times: 1 }, { usage: hDef.round, times: 1 }), 'ddb.wru', 6)}; ${stateNote(hDef)}`,
     `Fix timeline in process (ms, moto and the harness included): ${cost.fixTimeline.map((t) => `${t.step} ${n0(t.ms)}`).join('; ')}. The functions on the fault's path (ingest + dispatch) took ${n0(pathMs)} ms, ${n0(sendCommandMs)} ms of it moto's SSM SendCommand (moto is slow there; the per-fix Lambda ms include it). The agent samples every 60 s and its gate sends a change at once, in both modes: a fault is acted on one sampling interval after it appears at worst, plus this, plus the reports event source's batching window (up to ${window.seconds} s) and polling delay.`,
@@ -378,7 +378,7 @@ const costRows = (cost: CostResult, rows: Row[], notes: string[]): void => {
         .filter((s) => last.month.byService[s] >= 0.005)
         .map((s) => `${s} ${usd(last.month.byService[s])}`)
         .join(', ')}.`,
-      '  What each would take: (a) evaluateShard: keep lastSeenAt and the next due time (certificate and backup checks, verifyBy) on the index item listHosts already returns, and applyToHost only the hosts that are due; (b) the fleet config: a 60-minute heartbeat, with the baseline host-silent thresholds and SILENT_AFTER_MS above it (a dead host is then noticed after an hour, or sooner through SSM ping status); (c) DynamoDbFleetStore.getHostState with ConsistentRead false in rounds (a round may then see a state one write old: the next round sees it).',
+      '  What each would take: (a) evaluateShard: keep lastSeenAt and the next due time (certificate and backup checks, verifyBy) on the index item listHosts already returns, and applyToHost only the hosts that are due; (b) the fleet config: a 60-minute heartbeat, with the baseline host-silent thresholds and SILENT_AFTER_MS above it (a dead host is then noticed after an hour, or sooner through SSM ping status).',
     )
   }
   notes.push(
@@ -394,7 +394,7 @@ const signed = (n: number): string => `${Math.abs(n) < 0.005 ? '±' : n < 0 ? '�
 
 /** The host-state item: its size, its JSON and the state as stored. */
 const stateNote = (h: HourResult): string =>
-  `host-state item ${n0(h.stateItemBytes)} B as DynamoDB counts it (state JSON ${n0(h.stateJsonBytes)} B, stored ${h.stateStoredBytes < h.stateJsonBytes ? `Brotli in dataZ: ${n0(h.stateStoredBytes)} B` : `as JSON in data: ${n0(h.stateStoredBytes)} B`}; uncompressed the item would be ${n0(h.stateItemBytes - h.stateStoredBytes + h.stateJsonBytes)} B, ${Math.ceil((h.stateItemBytes - h.stateStoredBytes + h.stateJsonBytes) / 1024)} WRU a put instead of ${Math.ceil(h.stateItemBytes / 1024)})`
+  `host-state item ${n0(h.stateItemBytes)} B as DynamoDB counts it (state JSON ${n0(h.stateJsonBytes)} B, stored ${h.stateStoredBytes < h.stateJsonBytes ? `slim and Brotli in st: ${n0(h.stateStoredBytes)} B` : `as JSON in data: ${n0(h.stateStoredBytes)} B`}; uncompressed the item would be ${n0(h.stateItemBytes - h.stateStoredBytes + h.stateJsonBytes)} B, ${Math.ceil((h.stateItemBytes - h.stateStoredBytes + h.stateJsonBytes) / 1024)} WRU a put instead of ${Math.ceil(h.stateItemBytes / 1024)})`
 
 /** What the month would cost more were the reports queue's receives one per message (the window's other savings kept). */
 /** What the month would cost more with every batch one message (as measured: the window's model left out). */
