@@ -2,7 +2,7 @@ import { brotliCompressSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { decodeState, encodeState } from '../../../functions/adapters/state-codec.ts'
 import type { HostState } from '../../../shared/engine/state.ts'
-import { Driver, fs, HOST, policiesFrom } from '../../support/builders.ts'
+import { Driver, fs, policiesFrom } from '../../support/builders.ts'
 
 const POLICIES = policiesFrom(`
 apiVersion: ansai/v1
