@@ -11,12 +11,13 @@ import {
   type RemediateDecision,
   type ReportBatchV1,
 } from '../../shared/contracts/index.ts'
-import type {
-  ActionQueue,
-  EvaluationQueue,
-  EvaluationTask,
-  NotificationQueue,
-  ReportSender,
+import {
+  type ActionQueue,
+  type EvaluationQueue,
+  type EvaluationTask,
+  type NotificationQueue,
+  PortError,
+  type ReportSender,
 } from '../../shared/ports/fleet.ts'
 import { type EntryFailure, type EntryRetryOptions, refuseOversized, type Sized, sendInBatches } from './aws-batch.ts'
 import { toPortError } from './aws-errors.ts'
@@ -52,6 +53,8 @@ export interface SqsOutgoing {
   attributes?: Record<string, MessageAttributeValue>
   groupId?: string
   deduplicationId?: string
+  /** Held this long before it can be received (standard queues; 0–900). */
+  delaySeconds?: number
   /** Names the message in errors. */
   label: string
 }
@@ -124,6 +127,7 @@ export class SqsMessageSender {
               : {}),
             ...(item.groupId !== undefined ? { MessageGroupId: item.groupId } : {}),
             ...(item.deduplicationId !== undefined ? { MessageDeduplicationId: item.deduplicationId } : {}),
+            ...(item.delaySeconds ? { DelaySeconds: item.delaySeconds } : {}),
           })),
         }),
       )
@@ -266,6 +270,18 @@ export class SqsActionQueue implements ActionQueue {
 }
 
 /** The `notifications` standard queue: one message per NotificationV1 (`send-notifications` dedups by id). */
+/** SQS takes a delay of 0 to 900 whole seconds. */
+const checkDelaySeconds = (delay: number | undefined): number => {
+  if (delay === undefined) return 0
+  if (!Number.isInteger(delay) || delay < 0 || delay > 900) {
+    throw new PortError(`delaySeconds: ${String(delay)} is not a whole number of seconds from 0 to 900`, {
+      retryable: false,
+      code: 'InvalidParameterValue',
+    })
+  }
+  return delay
+}
+
 export class SqsNotificationQueue implements NotificationQueue {
   private readonly sender: SqsMessageSender
 
@@ -273,9 +289,14 @@ export class SqsNotificationQueue implements NotificationQueue {
     this.sender = new SqsMessageSender(options)
   }
 
-  send(messages: readonly NotificationV1[]): Promise<void> {
-    return this.sender.send(
-      messages.map((m) => ({ body: toSqsBody(m), label: `notification ${m.id} to ${m.channel}` })),
+  async send(messages: readonly NotificationV1[], options: { delaySeconds?: number } = {}): Promise<void> {
+    const delaySeconds = checkDelaySeconds(options.delaySeconds)
+    await this.sender.send(
+      messages.map((m) => ({
+        body: toSqsBody(m),
+        label: `notification ${m.id} to ${m.channel}`,
+        ...(delaySeconds ? { delaySeconds } : {}),
+      })),
     )
   }
 }

@@ -44,6 +44,9 @@ export const observabilityFor = (functionName: FunctionName, opts: ComposeOption
     activity: (opts.config ?? loadRuntimeConfig(opts.env ?? process.env)).metrics === 'all',
   })
 
+/** The notifications hold of a started fix, in whole seconds (SQS DelaySeconds). */
+const holdSecondsOf = (config: FleetRuntimeConfig): number => Math.round(parseDuration(config.holdFixStarted) / 1000)
+
 const base = (opts: ComposeOptions) => {
   const env = opts.env ?? process.env
   const config = opts.config ?? loadRuntimeConfig(env)
@@ -72,6 +75,7 @@ const fleetDeps = (opts: ComposeOptions) => {
       dryRun: b.config.dryRun,
       clock: b.clock,
       quietWriteMs: parseDuration(b.config.quietWriteEvery),
+      holdFixStartedSeconds: holdSecondsOf(b.config),
     },
   }
 }
@@ -123,7 +127,12 @@ export const composeSendNotifications = (opts: ComposeOptions = {}): DeliverDeps
     secrets: new SecretsManagerSecrets({ client: createSecretsManagerClient(b.clientConfig) }),
     clock: b.clock,
   })
-  return { notifiers, store: b.store, clock: b.clock }
+  return {
+    notifiers,
+    store: b.store,
+    clock: b.clock,
+    holdFixStartedSeconds: holdSecondsOf(b.config),
+  }
 }
 
 export const composeSendDigest = (opts: ComposeOptions = {}): DigestDeps => {

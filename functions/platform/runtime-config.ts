@@ -42,6 +42,11 @@ export const FleetRuntimeConfigSchema = z.strictObject({
   defaultChannels: z.array(z.string().min(1)).default([]),
   /** Channels of the daily digest. */
   digestChannels: z.array(z.string().min(1)).default([]),
+  /**
+   * How long a "fix started" message waits before it goes out; if the fix resolved the incident meanwhile it is
+   * dropped, and the resolution message (which names the fix) is the one people get. 0s: at once. At most 15m.
+   */
+  holdFixStarted: DurationSchema.default('2m'),
   /** Shards of the scheduled evaluation round (each shard is one SQS message and one batch of hosts). */
   shards: z.number().int().min(1).max(4096).default(16),
   /** Decide and tell, never send a command (the whole fleet). */

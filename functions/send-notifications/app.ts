@@ -15,6 +15,7 @@ export const createSendNotificationsHandler = (deps: DeliverDeps, obs: Observabi
       obs.logger.info('notification', { sqsMessageId: r.messageId, ...d })
       if (d.outcome === 'sent') countActivity(obs, 'NotificationsSent')
       else if (d.outcome === 'duplicate') countActivity(obs, 'NotificationsDuplicate')
+      else if (d.outcome === 'superseded') countActivity(obs, 'NotificationsSuperseded')
       else countProblem(obs, 'NotificationsNotSent')
     }),
   )

@@ -41,7 +41,8 @@ export interface ActionQueue {
 
 /** Messages for people: the `notifications` queue; `send-notifications` delivers them, deduplicated by id. */
 export interface NotificationQueue {
-  send(messages: readonly NotificationV1[]): Promise<void>
+  /** `delaySeconds` (0–900): the messages become deliverable only after that long (SQS DelaySeconds). */
+  send(messages: readonly NotificationV1[], options?: { delaySeconds?: number }): Promise<void>
 }
 
 /** One shard of the fleet to evaluate without a report (ticks: silent hosts, time-based checks, overdue fixes). */

@@ -228,6 +228,16 @@ const describeQueueContract = (name: string, make: () => Promise<QueueHarness>):
         await q.notifications.send([])
         expect(await q.receive('notifications')).toEqual([])
       })
+
+      it('refuses a hold SQS cannot give (not whole seconds, or over 900), sending nothing', async () => {
+        const q = await make()
+        for (const delaySeconds of [-1, 1.5, 901]) {
+          const err = await failure(q.notifications.send([notification(1)], { delaySeconds }))
+          expect(err).toBeInstanceOf(PortError)
+          expect((err as PortError).message).toContain(`delaySeconds: ${delaySeconds} is not a whole number`)
+        }
+        expect(await q.receive('notifications')).toEqual([])
+      })
     })
 
     describe('EvaluationQueue', () => {
@@ -272,6 +282,13 @@ describe('memory queues: what use-case tests read', () => {
     await expect(q.send([decision(2)])).rejects.toBe(down)
     await q.send([decision(2)])
     expect(q.sent.map((d) => d.key)).toEqual([decision(1).key, decision(2).key])
+  })
+
+  it('the notification queue records a hold, as SQS DelaySeconds would hold the message', async () => {
+    const q = new MemoryNotificationQueue()
+    await q.send([notification(1)], { delaySeconds: 120 })
+    await q.send([notification(2)])
+    expect(q.drain().map((m) => m.delaySeconds)).toEqual([120, undefined])
   })
 
   it('keeps a copy: changing the sent object afterwards does not change the message', async () => {
@@ -335,6 +352,16 @@ describe.skipIf(!moto)('SQS adapters on moto', () => {
       )
     }
   }
+
+  it('a held notification is not received before its delay, and is after it', async () => {
+    const { QueueUrl } = await client.send(new CreateQueueCommand({ QueueName: 'ansai-notifications' }))
+    const q = new SqsNotificationQueue({ client, queueUrl: QueueUrl!, sleep: async () => {} })
+    await q.send([notification(7)], { delaySeconds: 1 })
+    await q.send([notification(8)])
+    expect((await receiveAll(QueueUrl!)).map((m) => (m.body as { id: string }).id)).toEqual([notification(8).id])
+    await new Promise((r) => setTimeout(r, 1_300))
+    expect((await receiveAll(QueueUrl!)).map((m) => (m.body as { id: string }).id)).toEqual([notification(7).id])
+  })
 
   describeQueueContract('SQS on moto', async () => {
     const url = async (name: string, fifo = false): Promise<string> =>

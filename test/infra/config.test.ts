@@ -40,7 +40,7 @@ describe('the example fleet config', () => {
   it('defaults everything but the version', () => {
     const minimal = parseFleetConfig('version: 1\npolicies: { baseline: false }\n', 'min.yaml', process.cwd())
     expect(minimal.config.name).toBe('Ansai')
-    expect(minimal.config.schedules).toEqual({ evaluate: '5m', digest: { at: '08:00', timezone: 'UTC' } })
+    expect(minimal.config.schedules).toEqual({ evaluate: '10m', digest: { at: '08:00', timezone: 'UTC' } })
     expect(minimal.config.fleet).toEqual({
       shards: 16,
       dryRun: false,
@@ -71,7 +71,7 @@ describe('errors name the file, line, column and path', () => {
       expect.stringMatching(/^fleet\.yaml:3:3 notifications\.chanels: unknown key 'chanels'/),
       expect.stringMatching(/^fleet\.yaml:5:11 fleet\.shards: Too small/),
       expect.stringMatching(/^fleet\.yaml:6:11 fleet\.dryRun: Invalid input: expected boolean/),
-      'fleet.yaml:8:13 schedules.evaluate: whole minutes from 1m to 24h, e.g. 5m',
+      'fleet.yaml:8:13 schedules.evaluate: whole minutes from 1m to 24h, e.g. 10m',
     ])
   })
 

@@ -307,10 +307,10 @@ describe('the triggers', () => {
     })
   })
 
-  it('run two schedules: the fleet round every 5 minutes to evaluate-fleet, the daily digest to send-digest', () => {
+  it('run two schedules: the fleet round every 10 minutes to evaluate-fleet, the daily digest to send-digest', () => {
     cp.resourceCountIs('AWS::Scheduler::Schedule', 2)
     cp.hasResourceProperties('AWS::Scheduler::Schedule', {
-      ScheduleExpression: 'rate(5 minutes)',
+      ScheduleExpression: 'rate(10 minutes)',
       Target: Match.objectLike({
         Arn: { 'Fn::GetAtt': [functionsByName['evaluate-fleet']!.id, 'Arn'] },
         DeadLetterConfig: Match.anyValue(),

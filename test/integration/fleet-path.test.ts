@@ -189,6 +189,7 @@ spec:
       maxCommandsPerMinute: 100,
       quietWriteEvery: '60m',
       metrics: 'all',
+      holdFixStarted: '0s',
     }
     opts = { env: res.env, config, clientConfig: moto!.clientConfig, clock: now }
 

@@ -27,6 +27,8 @@ export interface QueuedMessage<T> {
   /** FIFO only: the message group (the host) and the deduplication id (the decision key). */
   groupId?: string
   deduplicationId?: string
+  /** Held this long before delivery (the notifications queue's hold of a started fix). */
+  delaySeconds?: number
 }
 
 interface Outgoing<T> extends QueuedMessage<T> {
@@ -78,11 +80,12 @@ class MemoryQueue<T> {
       })
     }
     const kept = items.map(
-      ({ body, attributes, groupId, deduplicationId }): QueuedMessage<T> => ({
+      ({ body, attributes, groupId, deduplicationId, delaySeconds }): QueuedMessage<T> => ({
         body: copy(body),
         attributes: { ...attributes },
         ...(groupId !== undefined ? { groupId } : {}),
         ...(deduplicationId !== undefined ? { deduplicationId } : {}),
+        ...(delaySeconds ? { delaySeconds } : {}),
       }),
     )
     this.messages.push(...kept)
@@ -166,8 +169,22 @@ export class MemoryNotificationQueue extends MemoryQueue<NotificationV1> impleme
     super('memory notifications queue', options.maxMessageBytes)
   }
 
-  async send(messages: readonly NotificationV1[]): Promise<void> {
-    this.accept(messages.map((m) => ({ body: m, attributes: {}, label: `notification ${m.id} to ${m.channel}` })))
+  async send(messages: readonly NotificationV1[], options: { delaySeconds?: number } = {}): Promise<void> {
+    const delay = options.delaySeconds ?? 0
+    if (!Number.isInteger(delay) || delay < 0 || delay > 900) {
+      throw new PortError(`delaySeconds: ${String(delay)} is not a whole number of seconds from 0 to 900`, {
+        retryable: false,
+        code: 'InvalidParameterValue',
+      })
+    }
+    this.accept(
+      messages.map((m) => ({
+        body: m,
+        attributes: {},
+        label: `notification ${m.id} to ${m.channel}`,
+        ...(delay ? { delaySeconds: delay } : {}),
+      })),
+    )
   }
 }
 

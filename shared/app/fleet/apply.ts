@@ -26,6 +26,11 @@ export interface FleetDeps {
    * each batch, so what a deferred write left out comes again; a tick counts host silence only beyond this interval.
    */
   quietWriteMs?: number
+  /**
+   * A "fix started" message waits this long on the notifications queue (seconds, 0–900); delivered after the incident
+   * resolved, it is dropped: the resolution message tells the whole story in one. 0 or absent: sent at once.
+   */
+  holdFixStartedSeconds?: number
 }
 
 /** What one evaluation of a host did. */
@@ -296,7 +301,11 @@ const carryOut = async (
     channels: deps.channels,
     defaultChannels: deps.defaultChannels,
   })
-  if (messages.length > 0) await deps.notifications.send(messages)
+  const hold = deps.holdFixStartedSeconds ?? 0
+  const held = hold > 0 ? messages.filter((m) => m.event === 'ansai.fix.started.v1') : []
+  const now = held.length > 0 ? messages.filter((m) => m.event !== 'ansai.fix.started.v1') : messages
+  if (now.length > 0) await deps.notifications.send(now)
+  if (held.length > 0) await deps.notifications.send(held, { delaySeconds: hold })
   const events = eventsOf(out)
   if (events.length > 0) await deps.events.publish(events)
 

@@ -354,6 +354,59 @@ describe('the fleet path, in memory', () => {
     expect(sent).toEqual([message.id])
   })
 
+  it('holds "fix started": dropped once the fix resolved the incident, delivered while it is still open', async () => {
+    const run = async (resolveFirst: boolean) => {
+      const t = setup()
+      const fleet = { ...t.fleet, holdFixStartedSeconds: 120 }
+      await ingestReport(
+        { ...fleet, shards: 4 },
+        { body: t.body([fs('/', 95)]), senderId: SENDER, messageId: 'm-1', receivedAt: t.clock.iso() },
+      )
+      const queued = t.notifications.drain()
+      expect(queued.map((m) => [m.body.event, m.delaySeconds])).toEqual([['ansai.fix.started.v1', 120]])
+      const decision = t.actions.sent[0]!
+      await dispatchRemediation(dispatchDeps(t), decision)
+      const cmd = t.commands.commands[0]!
+      t.commands.setInvocation(cmd.commandId, HOST.id, {
+        status: 'Success',
+        responseCode: 0,
+        stdout: `${resultLine(decision)}\n`,
+      })
+      const ev = { commandId: cmd.commandId, host: HOST.id, status: 'Success', document: cmd.document }
+      await recordCommandResult({ ...fleet, commands: t.commands }, ev)
+      if (resolveFirst) {
+        await ingestReport(
+          { ...fleet, shards: 4 },
+          { body: t.body([fs('/', 60)]), senderId: SENDER, messageId: 'm-2', receivedAt: t.clock.iso() },
+        )
+      }
+      const sent: string[] = []
+      const notifier: Notifier = {
+        send: async (m) => {
+          sent.push(m.event)
+          return { channel: m.channel, messageId: m.id, attempts: 1 }
+        },
+      }
+      const deps = {
+        notifiers: new Map([['ops', notifier]]),
+        store: t.store,
+        clock: t.fleet.clock,
+        holdFixStartedSeconds: 120,
+      }
+      const d = await deliverNotification(deps, queued[0]!.body)
+      return { outcome: d.outcome, sent, t }
+    }
+    const resolved = await run(true)
+    expect(resolved.outcome).toBe('superseded')
+    expect(resolved.sent).toEqual([])
+    expect(resolved.t.notifications.sent.map((m) => m.event)).toContain('ansai.incident.resolved.v1')
+    const audit = await resolved.t.store.listAudit({ hostId: HOST.id, limit: 50 })
+    expect(audit.some((a) => a.id?.endsWith(':superseded'))).toBe(true)
+    const open = await run(false)
+    expect(open.outcome).toBe('sent')
+    expect(open.sent).toEqual(['ansai.fix.started.v1'])
+  })
+
   it('the daily digest counts the day and goes out once per channel and day', async () => {
     const t = setup()
     await t.ingest(t.body([fs('/', 95)]))
