@@ -6,8 +6,8 @@
  * `pumpQueue` (moto does not run it); the EventBridge Scheduler and the SSM status rule by direct invocations.
  *
  * Scenarios, each on fresh resources:
- * - a steady healthy host for one simulated hour after a 75-minute warm-up, with the scheduled round every 5
- *   minutes as deployed: `default` (60 s local sampling, changes at once, 15-minute heartbeat: 4 batches of 15
+ * - a steady healthy host for one simulated hour after a 75-minute warm-up, with the scheduled round as deployed
+ *   (every 10 minutes): `default` (60 s local sampling, changes at once, 15-minute heartbeat: 4 batches of 15
  *   reports) and `every-sample` (60 batches of 1 report);
  * - an empty round (the fixed part of every round: plan + 16 shard messages);
  * - one fix: a disk fills → disk-cleanup through SSM → the result recorded → the next report verifies it → resolved,
@@ -48,6 +48,7 @@ import { createSendNotificationsHandler } from '../../functions/send-notificatio
 import { loadFleetConfig } from '../../infra/config.ts'
 import { FUNCTION_SPECS } from '../../infra/layout.ts'
 import type { RemediationResultV1 } from '../../shared/contracts/index.ts'
+import { parseDuration } from '../../shared/engine/duration.ts'
 import type {
   CommandInvocation,
   CommandRequest,
@@ -84,8 +85,9 @@ import {
 
 const EXAMPLE_CONFIG = fileURLToPath(new URL('../../infra/fleet.example.yaml', import.meta.url))
 const MIN = 60_000
-const ROUND_MS = 5 * MIN
-const ROUNDS_PER_HOUR = 12
+/** The scheduled round as the example fleet config (and the default) deploys it. */
+const ROUND_MS = parseDuration(loadFleetConfig(EXAMPLE_CONFIG).config.schedules.evaluate)
+const ROUNDS_PER_HOUR = 3_600_000 / ROUND_MS
 const ROUNDS_PER_MONTH = HOURS_PER_MONTH * ROUNDS_PER_HOUR
 const DIGESTS_PER_MONTH = HOURS_PER_MONTH / 24
 const WARMUP_MINUTES = 75
@@ -94,6 +96,9 @@ const EMPTY_ROUNDS = 6
 const ROUND_HOSTS = 47
 const FROM = 'ansai@example.org'
 const ROLE_SESSION = (host: string) => `AROAEXAMPLEHOSTROLE:${host}`
+
+/** The bench's hold of a "fix started" message, seconds (deployed: notifications.holdFixStarted, 2 minutes). */
+const FIX_HOLD_S = 4
 
 /** Assumption: fixes per host per month (a disk cleanup, a service restart, ...). */
 export const FIXES_PER_HOST_MONTH = 2
@@ -139,7 +144,7 @@ export const messagesPerBatch = (messagesPerSecond: number, windowSeconds: numbe
  * EMF line per invocation; the per-report lines are at DEBUG) likewise. Lambda ms per message are kept as measured
  * (a batch would share the per-invocation overhead: conservative). The agent's sends do not change.
  */
-export const withReportBatches = (u: Usage, perBatch: number): Usage => {
+export const withReportBatches = (u: Usage, perBatch: number, share?: IngestShare): Usage => {
   const out: Usage = new Map(u)
   const q = `sqs.queue.${REPORTS_QUEUE}`
   const messages = get(u, `${q}.messages`)
@@ -159,6 +164,9 @@ export const withReportBatches = (u: Usage, perBatch: number): Usage => {
     const factor = batches / invocations
     set('lambda.ingest-reports.requests', batches, 'lambda.requests')
     set('logs.ingest-reports.bytes', get(u, 'logs.ingest-reports.bytes') * factor, 'logs.bytes')
+    const shared = ingestShareFactor(share, perBatch)
+    set('lambda.ingest-reports.ms', get(u, 'lambda.ingest-reports.ms') * shared, 'lambda.ms')
+    set('lambda.ingest-reports.cpuMs', get(u, 'lambda.ingest-reports.cpuMs') * shared, 'lambda.cpuMs')
   }
   return out
 }
@@ -174,7 +182,7 @@ export const xrayTracesOf = (all: Usage): number =>
 export interface HourResult {
   variant: Variant
   mode: SendMode
-  /** Usage of the hour: the host's batches (agent send + ingest + what follows) and the 12 rounds. */
+  /** Usage of the hour: the host's batches (agent send + ingest + what follows) and the hour's rounds. */
   batch: Usage
   round: Usage
   /** The fixed part of one round (an empty table), the mean of several. */
@@ -194,6 +202,28 @@ export interface HourResult {
   roundCpuMsPerHost?: number
   roundRruPerHost?: number
   roundHosts?: number
+  /**
+   * ingest-reports' ms per invocation with one message and with `k` messages of as many hosts (quiet heartbeats, the
+   * shape of the steady hour's): what a batch shares (the per-invocation part: middy, Powertools, the flush).
+   */
+  ingestShare?: IngestShare
+}
+
+export interface IngestShare {
+  k: number
+  ms1: number
+  msK: number
+}
+
+/**
+ * The factor on ingest-reports' ms per message when the event source delivers `perBatch` messages an invocation,
+ * from {@link IngestShare}: (m + o / perBatch) / (m + o), m the ms a message adds, o the per-invocation part.
+ */
+export const ingestShareFactor = (share: IngestShare | undefined, perBatch: number): number => {
+  if (!share || perBatch <= 1 || share.k <= 1) return 1
+  const perMessage = Math.max(0, (share.msK - share.ms1) / (share.k - 1))
+  const overhead = Math.max(0, share.ms1 - perMessage)
+  return perMessage + overhead === 0 ? 1 : (perMessage + overhead / perBatch) / (perMessage + overhead)
 }
 
 export interface Monthly {
@@ -461,6 +491,7 @@ const steadyHour = async (
   let roundMsPerHost: number | undefined
   let roundRruPerHost: number | undefined
   let roundCpuMsPerHost: number | undefined
+  let ingestShare: IngestShare | undefined
   if (roundHosts > 0) {
     const g = await startFleet(moto, { ...config, shards: 1 }, 'http://127.0.0.1:9/unused')
     const end = t0 + (WARMUP_MINUTES + 60) * MIN
@@ -470,10 +501,12 @@ const steadyHour = async (
     for (let k = EMPTY_ROUNDS; k >= 1; k--) await round(g, end - (k + 2) * ROUND_MS)
     g.meter.counting = false
     g.setNow(end - 20_000)
+    const hosts: SimHost[] = []
     for (let i = 0; i <= roundHosts; i++) {
       const other = new SimHost(hostIndex + i, g.policies, g.agentSender, mode)
       await other.catchUp(Array.from({ length: WARMUP_MINUTES }, (_, k) => end - (WARMUP_MINUTES - k) * MIN + 20_000))
       await drain(g, ['reports'])
+      hosts.push(other)
     }
     await drain(g, [...ALL])
     await round(g, end - ROUND_MS) // unmetered: every host ticked once (code warm, as in a warm container)
@@ -482,14 +515,37 @@ const steadyHour = async (
     await round(g, end)
     g.meter.counting = false
     await g.meter.settle()
+    // ingest-reports with one message, and with K of K hosts at once: a quiet heartbeat each (8 new reports after
+    // their context), as in the steady hour.
+    const K = 6
+    const at = (n: number) => Array.from({ length: 8 }, (_, k) => end + (n * 8 + k) * 20_000)
+    const ms: Record<'one' | 'many', number[]> = { one: [], many: [] }
+    for (const [n, size] of [
+      [0, K],
+      [1, 1],
+      [2, K],
+      [3, 1],
+      [4, 1],
+    ] as const) {
+      for (let i = 0; i < size; i++) await hosts[(n * K + i) % hosts.length]!.catchUp(at(n))
+      const before = g.meter.invocations.length
+      g.meter.counting = true
+      g.meter.scope = 'calibration'
+      await pumpQueue(g.res.sqs, g.res.queues.reports, g.ingest, { senderIdOf, maxInvocations: 1 })
+      g.meter.counting = false
+      const inv = g.meter.invocations.slice(before).filter((i) => i.fn === 'ingest-reports')
+      if (inv.length === 1) (size === 1 ? ms.one : ms.many).push(inv[0]!.ms)
+    }
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
+    if (ms.one.length > 0 && ms.many.length > 0) ingestShare = { k: K, ms1: mean(ms.one), msK: mean(ms.many) }
     const r0 = sumUsage({ usage: g.meter.of('round0'), times: 1 / EMPTY_ROUNDS })
     const rn = g.meter.of('roundN')
-    const hosts = roundHosts + 1
-    roundMsPerHost = (get(rn, 'lambda.evaluate-fleet.ms') - get(r0, 'lambda.evaluate-fleet.ms')) / hosts
+    const n = roundHosts + 1
+    roundMsPerHost = (get(rn, 'lambda.evaluate-fleet.ms') - get(r0, 'lambda.evaluate-fleet.ms')) / n
     // Queries by their bytes (a host's share of its shard's page), everything else as billed.
     const rru = (u: Usage) => get(u, 'ddb.rru') - get(u, 'ddb.rruQuery') + get(u, 'ddb.rruQueryExact')
-    roundRruPerHost = (rru(rn) - rru(r0)) / hosts
-    roundCpuMsPerHost = (get(rn, 'lambda.evaluate-fleet.cpuMs') - get(r0, 'lambda.evaluate-fleet.cpuMs')) / hosts
+    roundRruPerHost = (rru(rn) - rru(r0)) / n
+    roundCpuMsPerHost = (get(rn, 'lambda.evaluate-fleet.cpuMs') - get(r0, 'lambda.evaluate-fleet.cpuMs')) / n
     await g.close()
   }
   const image = meter.imageOf(`HOST#${host.host.id}`, 'STATE')
@@ -517,6 +573,7 @@ const steadyHour = async (
           roundHosts: roundHosts + 1,
         }
       : {}),
+    ...(ingestShare ? { ingestShare } : {}),
   }
   log(
     `  ${variant}: ${hour.batches} batches, ${hour.reports} reports, ${meter.invocations.length - invBefore} invocations in the hour`,
@@ -538,7 +595,13 @@ const oneFix = async (
   faultPathMs: number
   f: Fleet
 }> => {
-  const cfg: FleetRuntimeConfig = { ...config, defaultChannels: ['ops-email', 'ops-webhook'] }
+  // The "fix started" message is held (2 minutes as deployed; here FIX_HOLD_S, real time): the fix resolves within it,
+  // so the message is dropped when it comes due and the resolution message is the one people get.
+  const cfg: FleetRuntimeConfig = {
+    ...config,
+    defaultChannels: ['ops-email', 'ops-webhook'],
+    holdFixStarted: `${FIX_HOLD_S}s`,
+  }
   const f = await startFleet(moto, cfg)
   const { meter } = f
   const host = new SimHost(hostIndex, f.policies, f.agentSender, 'default')
@@ -572,7 +635,7 @@ const oneFix = async (
     .reduce((n, i) => n + i.ms, 0)
   mark('dispatch: SSM SendCommand')
   await drain(f, ['notifications'])
-  mark('notifications: incident opened')
+  mark('notifications: none due ("fix started" is held)')
   const [commandId] = [...f.runner.outputs.keys()]
   if (!commandId) throw new Error('fleet bench: no SSM command was sent for the full disk')
   const event: EventBridgeEvent<string, unknown> = {
@@ -610,6 +673,10 @@ const oneFix = async (
       `fleet bench: the fix did not end verified and resolved: ${JSON.stringify(incident)?.slice(0, 400)}`,
     )
   meter.counting = true
+  const due = sentAt + FIX_HOLD_S * 1000 + 300 - performance.now()
+  if (due > 0) await new Promise((r) => setTimeout(r, due))
+  await drain(f, ['notifications'])
+  mark('the held "fix started" came due: dropped, the incident had resolved')
   meter.scope = 'digest'
   meter.add('scheduler.invocations', 1)
   await f.digest({}, lambdaContext('send-digest'))
@@ -626,7 +693,7 @@ const oneFix = async (
 }
 
 /**
- * The per-host usage of an hour: its batches and its part of the 12 rounds (the rounds' fixed part taken out; a
+ * The per-host usage of an hour: its batches and its part of the hour's rounds (the rounds' fixed part taken out; a
  * quantity that comes out below zero, within timing noise, counts 0). One host's milliseconds in a round are lost in
  * the noise of 16 shard invocations on a shared machine, so when the round is quiet for the host (nothing decided)
  * its Lambda time there is `tick` (what a host adds to a round, measured over 48 hosts) × 12.
@@ -671,6 +738,7 @@ export const monthly = (
   digest: Usage,
   customMetrics: number,
   hosts = 1000,
+  share?: IngestShare,
 ): Monthly => {
   const perHostMeasured = sumUsage(
     { usage: perHostHourUsage, times: HOURS_PER_MONTH },
@@ -685,7 +753,7 @@ export const monthly = (
   const windowSeconds = reportsBatchingWindow().seconds
   const messagesPerSecond = (get(perHostHourUsage, `sqs.queue.${REPORTS_QUEUE}.messages`) * hosts) / 3600
   const perBatch = messagesPerBatch(messagesPerSecond, windowSeconds)
-  const perHost = withReportBatches(perHostMeasured, perBatch)
+  const perHost = withReportBatches(perHostMeasured, perBatch, share)
   const all = sumUsage({ usage: perHost, times: hosts }, { usage: fixed, times: 1 })
   // X-Ray only for the functions the stack traces actively (the high-volume ones pass through: infra/layout.ts).
   const xrayTraces = xrayTracesOf(all)
@@ -794,7 +862,10 @@ export const runFleetCost = async (
       cpuMs: measured.roundCpuMsPerHost ?? 0,
       rru: measured.roundRruPerHost!,
     }
-    const month = hours.map((h) => monthly(h.variant, perHostHour(h, tick), h.round0, fx.fix, fx.digest, customMetrics))
+    const share = hours.find((h) => h.ingestShare)?.ingestShare
+    const month = hours.map((h) =>
+      monthly(h.variant, perHostHour(h, tick), h.round0, fx.fix, fx.digest, customMetrics, 1000, share),
+    )
     return {
       moto: moto.endpoint,
       hours,

@@ -22,6 +22,7 @@ import {
   perHostHour,
   REPORTS_BATCH_SIZE,
   REPORTS_QUEUE,
+  ROUNDS_PER_HOUR,
   reportsBatchingWindow,
   runFleetCost,
   withReportBatches,
@@ -167,7 +168,7 @@ const tickOf = (h: HourResult) => ({
   ...(h.roundRruPerHost !== undefined ? { rru: h.roundRruPerHost } : {}),
 })
 
-/** A host's part of its 12 rounds in an hour (what perHostHour adds to its batches). */
+/** A host's part of its rounds in an hour (what perHostHour adds to its batches). */
 const roundPart = (h: HourResult, tick: { ms: number; cpuMs: number; rru?: number }): Usage =>
   sumUsage({ usage: perHostHour(h, tick), times: 1 }, { usage: h.batch, times: -1 })
 
@@ -190,6 +191,7 @@ const whatIf = (cost: CostResult, tick: { ms: number; cpuMs: number; rru?: numbe
       cost.digest,
       cost.customMetrics,
       m.hosts,
+      hour.ingestShare,
     )
   const chain = base()
   const first = month(chain)
@@ -292,7 +294,11 @@ const costRows = (cost: CostResult, rows: Row[], notes: string[]): void => {
     '',
   ])
   const perMillion = (h: HourResult, m: Monthly) =>
-    usd((dollars(withReportBatches(h.batch, m.batching.perBatch)) / h.reports) * 1e6)
+    usd(
+      (dollars(withReportBatches(h.batch, m.batching.perBatch, cost.hours.find((x) => x.ingestShare)?.ingestShare)) /
+        h.reports) *
+        1e6,
+    )
   const pathMs = cost.faultPathMs
   const sendCommandMs = cost.latency.find((l) => l.op === 'SSM.SendCommand')?.meanMs ?? 0
   rows.push(
@@ -318,11 +324,11 @@ const costRows = (cost: CostResult, rows: Row[], notes: string[]): void => {
   notes.push(
     '',
     `Fleet cost: the real handlers (compose.ts, middy, Powertools, batch processor) with the real AWS SDK v3 against moto_server, SDK middleware (middlewareStack.add, build step) on every client (${cost.coverage.clients}: the functions', the agent's sender, the event source stand-in's) counting each request by service and operation; ${n0(cost.coverage.metered)} requests metered, ${n0(cost.coverage.http)} HTTP requests to moto seen meanwhile by node:diagnostics_channel${cost.coverage.metered === cost.coverage.http ? ' (all metered)' : ' (MISMATCH: a client is not metered)'}.`,
-    "Scenarios: one healthy host for 1 simulated hour after a 75-minute warm-up, with the scheduled round every 5 minutes as deployed (default: the agent's own gate decides; 4 heartbeats of 15 reports; every-sample: 60 messages of 1 report); 6 empty rounds (the fixed part of a round); one fix in real time: the disk at 96 % → the gate sends at once → ingest → actions FIFO → dispatch → SSM SendCommand (moto) → the host's result line (canned: moto runs nothing) → the SSM status event → record-command-result → the next report verifies → resolved → SES + signed webhook; then the daily digest.",
+    `Scenarios: one healthy host for 1 simulated hour after a 75-minute warm-up, with the scheduled round every ${60 / ROUNDS_PER_HOUR} minutes as deployed (default: the agent's own gate decides; 4 heartbeats of 15 new reports, each after the reports of the 90 minutes before (the agent's resendMinutes), the fleet writing quiet state once an hour; every-sample: 60 messages of 1 report, every one written); 6 empty rounds (the fixed part of a round); one fix in real time: the disk at 96 % → the gate sends at once → ingest → actions FIFO → dispatch → SSM SendCommand (moto) → the host's result line (canned: moto runs nothing) → the SSM status event → record-command-result → the next report verifies → resolved (checked) → SES + signed webhook; then the daily digest.`,
     "Config: infra/fleet.example.yaml as the CDK app compiles it (baseline pack + web.yaml, inode-pressure off, 16 shards, ops-email default; the fix also tells the webhook channel, its secret from Secrets Manager). Reports: the engine bench's typical host (20 observations), every service up, moved to the simulated clock.",
     `Prices: test/bench/aws-prices-us-east-1.json, dated ${PRICES.date}, ${PRICES.note} Month = ${HOURS_PER_MONTH} h = ${n0(HOURS_PER_MONTH * 12)} rounds (a 30-day month: 8,640).`,
     'How each quantity is obtained:',
-    `  SQS: each request per 64 KB chunk of its payload, the agent's SendMessageBatch included; the consumer side as the event source mapping does it (one ReceiveMessage and one DeleteMessageBatch per batch). The scenarios have one host, so every batch is one message. The reports queue's event source has a ${window.seconds} s maximum batching window (${window.from}), modelled for the month: at M messages/s (hosts × messages per host-hour / 3,600) a receive, its delete and the ingest invocation carry k = min(${REPORTS_BATCH_SIZE}, max(1, M × ${window.seconds})) messages, so the reports queue's receives (billed per 64 KB of the k messages) and deletes and ingest-reports' invocations and its per-invocation log bytes are the measured ones per message / k; Lambda ms per message as measured (conservative), the agent's sends unchanged. 1,000 hosts: default ${batchOf(def)}; every-sample ${batchOf(every)}. The model takes one poller gathering a window's messages with one receive per batch; AWS documents neither how many receives its pollers make while a window fills nor how several pollers split the messages: were the receives to stay one per message, default would be ${usd(def.total + receiveGap(def))} (SQS +${usd(receiveGap(def))}); with no batching at all (one message per receive, delete and invocation, as measured) ${usd(def.total + unbatchedGap(def))}. Empty receives are left out of the scenarios and priced as idle polling:`,
+    `  SQS: each request per 64 KB chunk of its payload, the agent's SendMessageBatch included; the consumer side as the event source mapping does it (one ReceiveMessage and one DeleteMessageBatch per batch). The scenarios have one host, so every batch is one message. The reports queue's event source has a ${window.seconds} s maximum batching window (${window.from}), modelled for the month: at M messages/s (hosts × messages per host-hour / 3,600) a receive, its delete and the ingest invocation carry k = min(${REPORTS_BATCH_SIZE}, max(1, M × ${window.seconds})) messages, so the reports queue's receives (billed per 64 KB of the k messages) and deletes and ingest-reports' invocations and its per-invocation log bytes are the measured ones per message / k; Lambda ms per message as measured, less the share of the per-invocation part a batch of k saves (${((sh) => (sh ? `measured in a one-shard fleet: ingest-reports ${n1(sh.ms1)} ms with 1 message, ${n1(sh.msK)} ms with ${sh.k}: ${n1(Math.max(0, (sh.msK - sh.ms1) / (sh.k - 1)))} ms a message plus ${n1(Math.max(0, sh.ms1 - Math.max(0, (sh.msK - sh.ms1) / (sh.k - 1))))} ms an invocation` : 'not measured: ms per message as measured, conservative'))(cost.hours.find((x) => x.ingestShare)?.ingestShare)}), the agent's sends unchanged. 1,000 hosts: default ${batchOf(def)}; every-sample ${batchOf(every)}. The model takes one poller gathering a window's messages with one receive per batch; AWS documents neither how many receives its pollers make while a window fills nor how several pollers split the messages: were the receives to stay one per message, default would be ${usd(def.total + receiveGap(def))} (SQS +${usd(receiveGap(def))}); with no batching at all (one message per receive, delete and invocation, as measured) ${usd(def.total + unbatchedGap(def))}. Empty receives are left out of the scenarios and priced as idle polling:`,
     `  assumption: ${ESM_POLLERS} pollers per queue long-polling 20 s = ${n0(ESM_EMPTY_RECEIVES_PER_MONTH)} empty receives per queue-month, 4 queues (AWS does not document the idle poller count; an upper bound once a queue is busy).`,
     `  Lambda: one invocation per handler call; ms = wall time of the invocation against moto, each rounded up to 1 ms, at 512 MB arm64; no INIT. At 512 MB a function has 0.29 vCPU, so its CPU part runs ~${n1(LAMBDA_CPU_SLOWDOWN)}× longer than here: Lambda in the default mode would be ${usd(lambdaAt512(def))} instead of ${usd(def.byService.Lambda)}.`,
     '  DynamoDB: computed per request (moto returns no ConsumedCapacity) with a shadow of every item written (size = attribute names + values as DynamoDB counts them, a binary attribute by its bytes): WRU = ceil(max(old, new)/1 KB) per item, ×2 in TransactWriteItems, a failed condition the old item (≥ 1); gsi1 (ALL projection) another ceil(item/1 KB) when an indexed item changes (delete + put when its key moves); RRU = ceil(bytes/4 KB) strongly consistent, ½ on gsi1, a query summed before rounding, a missing key 1 unit (conservative).',
@@ -334,7 +340,7 @@ const costRows = (cost: CostResult, rows: Row[], notes: string[]): void => {
     `  per report, every-sample: ${describeUsage(hEvery.batch, hEvery.reports)}`,
     `  per fix: ${describeUsage(cost.fix)}`,
     `  a round's fixed part (16 shards, empty): ${describeUsage(hDef.round0)}`,
-    `  a host's part of its 12 rounds per hour: ${describeUsage(positive(roundPart(hDef, tick)))} (${n1(hDef.roundRruPerHost ?? Number.NaN)} RRU and ${n1(tick.ms)} ms (${n1(tick.cpuMs)} ms CPU) per host per round, measured over ${hDef.roundHosts ?? 0} hosts)`,
+    `  a host's part of its ${ROUNDS_PER_HOUR} rounds per hour: ${describeUsage(positive(roundPart(hDef, tick)))} (${n1(hDef.roundRruPerHost ?? Number.NaN)} RRU and ${n1(tick.ms)} ms (${n1(tick.cpuMs)} ms CPU) per host per round, measured over ${hDef.roundHosts ?? 0} hosts)`,
     `  the daily digest: ${describeUsage(cost.digest)}`,
     `  WRU of a host-hour (default) by item: ${topKeys(sumUsage({ usage: hDef.batch, times: 1 }, { usage: hDef.round, times: 1 }), 'ddb.wru', 6)}; ${stateNote(hDef)}`,
     `Fix timeline in process (ms, moto and the harness included): ${cost.fixTimeline.map((t) => `${t.step} ${n0(t.ms)}`).join('; ')}. The functions on the fault's path (ingest + dispatch) took ${n0(pathMs)} ms, ${n0(sendCommandMs)} ms of it moto's SSM SendCommand (moto is slow there; the per-fix Lambda ms include it). The agent samples every 60 s and its gate sends a change at once, in both modes: a fault is acted on one sampling interval after it appears at worst, plus this, plus the reports event source's batching window (up to ${window.seconds} s) and polling delay.`,
@@ -358,6 +364,7 @@ const costRows = (cost: CostResult, rows: Row[], notes: string[]): void => {
   const messages = get(hDef.batch, `sqs.queue.${REPORTS_QUEUE}.messages`)
   const messageBytes = get(hDef.batch, `sqs.queue.${REPORTS_QUEUE}.receiveBytes`) / Math.max(1, messages)
   const hostStateWru = get(hDef.batch, 'ddb.wru.host-state')
+  const statePuts = get(hDef.batch, 'call.DynamoDB.PutItem')
   notes.push(
     `The $${GOAL_DOLLARS} goal (default mode, 1,000 hosts, a month): ${usd(def.total)}, ${met(def.total)}; ${usd(fixedDef)} of it is fixed (any fleet size), so the hosts add ${usd(def.total - fixedDef)} per 1,000.`,
     `Where the money goes (default, 1,000 hosts, a month), by service: ${ranked.map((s) => `${s} ${usd(def.byService[s])} (${pct(def.byService[s], def.total)})`).join(', ')}.`,
@@ -365,7 +372,7 @@ const costRows = (cost: CostResult, rows: Row[], notes: string[]): void => {
       top.reduce((n, i) => n + i.usd, 0),
       def.total,
     )} of the month): ${top.map((i) => `${i.what} ${usd(i.usd)}`).join('; ')}.`,
-    `  A host-hour (default): ${n0(messages)} report messages of ${n1(messageBytes / 1024)} KB (SQS bills each 64 KB: ${Math.max(1, Math.ceil(messageBytes / PRICES.sqs.billedChunkBytes))} per send, ${Math.max(1, Math.ceil((def.batching.perBatch * messageBytes) / PRICES.sqs.billedChunkBytes))} per receive of ${n1(def.batching.perBatch)} messages), ${n0(hostStateWru)} WRU for their ${n0(messages)} host-state puts (${n2(hostStateWru / Math.max(1, messages))} a put: the item is ${n0(item)} B at the end of the hour, ${Math.abs(item - edge) <= 128 ? `within ${n0(Math.abs(item - edge))} B of the ${edge / 1024} KB unit boundary` : `${w} WRU`}), ${n0(get(hDef.batch, 'ddb.rru'))} RRU reading it, and 12 rounds reading the host's state (${n1(12 * (hDef.roundRruPerHost ?? 0))} RRU, ${n0(12 * tick.ms)} ms of evaluate-fleet).`,
+    `  A host-hour (default): ${n0(messages)} report messages of ${n1(messageBytes / 1024)} KB (SQS bills each 64 KB: ${Math.max(1, Math.ceil(messageBytes / PRICES.sqs.billedChunkBytes))} per send, ${Math.max(1, Math.ceil((def.batching.perBatch * messageBytes) / PRICES.sqs.billedChunkBytes))} per receive of ${n1(def.batching.perBatch)} messages), ${n0(hostStateWru)} WRU for ${n0(statePuts)} host-state put${statePuts === 1 ? '' : 's'} (quiet heartbeats are written once an hour; ${n2(hostStateWru / Math.max(1, statePuts))} a put: the item is ${n0(item)} B at the end of the hour, ${Math.abs(item - edge) <= 128 ? `within ${n0(Math.abs(item - edge))} B of the ${edge / 1024} KB unit boundary` : `${w} WRU`}), ${n0(get(hDef.batch, 'ddb.rru'))} RRU reading it, and ${ROUNDS_PER_HOUR} rounds reading the host's state (${n1(ROUNDS_PER_HOUR * (hDef.roundRruPerHost ?? 0))} RRU, ${n0(ROUNDS_PER_HOUR * tick.ms)} ms of evaluate-fleet).`,
   )
   if (steps.length > 1 && last) {
     notes.push(
