@@ -9,6 +9,7 @@
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import type { SQSEvent, SQSRecord } from 'aws-lambda'
+import { reportBody } from '../../functions/adapters/sqs-queues.ts'
 import { createIngestHandler } from '../../functions/ingest-reports/app.ts'
 import { compileFleetPolicies } from '../../functions/platform/env.ts'
 import { createObservability } from '../../functions/platform/observability.ts'
@@ -21,6 +22,7 @@ import { MemoryActionQueue, MemoryNotificationQueue } from '../../shared/adapter
 import { evaluateShard } from '../../shared/app/fleet/evaluate-fleet.ts'
 import { type IngestDeps, ingestReport } from '../../shared/app/fleet/ingest-report.ts'
 import type { ReportBatchV1, ReportV1 } from '../../shared/contracts/index.ts'
+import { parseDuration } from '../../shared/engine/duration.ts'
 import { lambdaContext } from '../support/fleet-harness.ts'
 import { reportFor } from './engine.ts'
 
@@ -127,6 +129,7 @@ const makeDeps = (clock: { now: number }): IngestDeps & { store: MemoryFleetStor
     dryRun: false,
     clock: () => new Date(clock.now),
     shards: config.shards,
+    quietWriteMs: parseDuration(config.quietWriteEvery),
   }
 }
 
@@ -197,7 +200,10 @@ const runHandler = async (
   const heap0 = process.memoryUsage().heapUsed
   const deps = makeDeps(clock)
   const handler = createIngestHandler(deps, createObservability('ingest-reports'))
+  // New reports a message: a heartbeat's 15 minutes, or one minute alone. A heartbeat also carries the 90 minutes
+  // before again (the agent's resendMinutes), packed as the agent's SQS sender packs it; the first one carries its 105.
   const perMessage = mode === 'default' ? 15 : 1
+  const context = mode === 'default' ? 90 : 0
   const times: number[] = []
   let cpuMs = 0
   let messages = 0
@@ -205,8 +211,7 @@ const runHandler = async (
   let logBytes = 0
   let lastMs = START
   for (let c = 0; c < cycles; c++) {
-    // A heartbeat carries the 15 minutes since the last one; every-sample sends each minute alone.
-    const minute0 = c * perMessage
+    const minute0 = context + c * perMessage
     lastMs = START + (minute0 + perMessage - 1) * 60_000
     clock.now = lastMs
     const measured = c > 0
@@ -214,9 +219,11 @@ const runHandler = async (
       for (let i = 0; i < hosts; i += 10) {
         const records: SQSRecord[] = []
         for (let h = i; h < Math.min(hosts, i + 10); h++) {
-          const reports = Array.from({ length: perMessage }, (_, k) => report(h, minute0 + k))
+          const from = minute0 - context
+          const reports = Array.from({ length: perMessage + context }, (_, k) => report(h, from + k))
           const batch: ReportBatchV1 = { schema: 'ansai.report-batch.v1', reason: 'heartbeat', reports }
-          records.push(sqsRecord(JSON.stringify(batch), `m-${c}-${h}`, reports[0]!.host.id, lastMs))
+          const body = context > 0 ? reportBody(batch) : JSON.stringify(batch)
+          records.push(sqsRecord(body, `m-${c}-${h}`, reports[0]!.host.id, lastMs))
         }
         const event: SQSEvent = { Records: records }
         const cpu0 = process.threadCpuUsage()
@@ -261,8 +268,15 @@ const runHandler = async (
   }
 }
 
-/** Minutes after the last report of the "all silent" round: past the baseline host-silent warning (> 20 min). */
-export const SILENT_TICK_MINUTES = 25
+/**
+ * Minutes after the last report of the "all silent" round: past the baseline host-silent warning (> 20 min), counted
+ * beyond the quiet-write interval (a quiet host's last-seen time is written that rarely).
+ */
+/** The scheduled round's period, seconds, as the example config deploys it. */
+const ROUND_S = parseDuration(loadFleetConfig(EXAMPLE_CONFIG).config.schedules.evaluate) / 1000
+
+export const SILENT_TICK_MINUTES =
+  20 + parseDuration(loadFleetConfig(EXAMPLE_CONFIG).runtime.quietWriteEvery) / 60_000 + 5
 
 /** One scheduled round over every host in the store: 16 shards, a tick per host (quiet, then all silent). */
 const runRound = async (deps: ReturnType<typeof makeDeps>, lastMs: number, shards: number) => {
@@ -308,7 +322,9 @@ export const runFleetScale = async (opts: { hosts?: number; log?: (s: string) =>
       every = r.run
       log(`  handler, every-sample: ${Math.round(every.reportsPerSecond)} reports/s`)
     }
-    const def = await runHandler('default', hosts, 2)
+    // A quiet host's state is written once an hour: 1 warm-up heartbeat, then 4 measured (an hour: 3 deferred, 1
+    // written). Fewer hosts: each message carries 105 reports, and the figures are per message.
+    const def = await runHandler('default', Math.min(hosts, 2_000), 5)
     log(`  handler, default: ${Math.round(def.run.reportsPerSecond)} reports/s`)
     const policies = def.deps.policies.policies.length
     const round = await runRound(def.deps, def.lastMs, 16)
@@ -368,7 +384,7 @@ export const limitsAt = (scale: ScaleResult, aws: AwsPathFigures | undefined, ho
     what: 'reports/s (messages/s), default / every-sample',
     value: `${fmt(msgsDefault * 15)} (${fmt(msgsDefault)}) / ${fmt(msgsEvery)} (${fmt(msgsEvery)})`,
     bound: 'SQS standard: unlimited',
-    note: 'default: one 15-report heartbeat per host per 15 minutes; every-sample: one 1-report message per host per minute; SQS standard queues have no throughput quota',
+    note: 'default: one heartbeat per host per 15 minutes (15 new reports, 90 minutes re-sent, packed); every-sample: one 1-report message per host per minute; SQS standard queues have no throughput quota',
   })
   const d = aws
     ? at512(aws.ingestMsDefault, aws.ingestCpuMsDefault)
@@ -380,25 +396,25 @@ export const limitsAt = (scale: ScaleResult, aws: AwsPathFigures | undefined, ho
     what: 'ingest-reports concurrency, default / every-sample',
     value: `${fmt(msgsDefault * (d / 1000), 1)} / ${fmt(msgsEvery * (e / 1000), 1)}`,
     bound: 'account quota 1,000',
-    note: `Little's law: messages/s × seconds per message; ${fmt(d, 1)} ms per 15-report message and ${fmt(e, 1)} ms per 1-report message at 512 MB (${aws ? 'the wall time against moto with its CPU part' : 'the CPU time here'} × ${fmt(LAMBDA_CPU_SLOWDOWN, 2)}: 512 MB is 0.29 vCPU); the event source scales pollers up to 1,250 concurrent invocations per queue; one core here takes ${fmt(scale.handler[1]!.reportsPerSecond)} reports/s through the handler (default) and ${fmt(scale.handler[0]!.reportsPerSecond)} (every-sample)`,
+    note: `Little's law: messages/s × seconds per message; ${fmt(d, 1)} ms per heartbeat message (15 new reports after 90 re-sent) and ${fmt(e, 1)} ms per 1-report message at 512 MB (${aws ? 'the wall time against moto with its CPU part' : 'the CPU time here'} × ${fmt(LAMBDA_CPU_SLOWDOWN, 2)}: 512 MB is 0.29 vCPU); the event source scales pollers up to 1,250 concurrent invocations per queue; one core here takes ${fmt(scale.handler[1]!.reportsPerSecond)} reports/s through the handler (default) and ${fmt(scale.handler[0]!.reportsPerSecond)} (every-sample)`,
   })
   if (aws) {
     const item = aws.stateItemBytes
     const plain = item - aws.stateStoredBytes + aws.stateJsonBytes
     const wru = Math.ceil(item / 1024)
-    const rounds = (hosts * Math.ceil(item / 4096)) / 300
+    const rounds = (hosts * Math.ceil(item / 4096) * 0.5) / ROUND_S
     out.push({
       what: 'DynamoDB WRU/s, default / every-sample',
-      value: `${fmt(msgsDefault * wru)} / ${fmt(msgsEvery * wru)}`,
+      value: `${fmt((hosts / 3600) * wru)} / ${fmt(msgsEvery * wru)}`,
       bound: 'new on-demand table: 4,000',
-      note: `one conditional put of the ${fmt(item / 1024, 1)} KB host-state item (${wru} WRU; its ${fmt(aws.stateJsonBytes / 1024, 1)} KB of state JSON stored as ${fmt(aws.stateStoredBytes / 1024, 1)} KB of Brotli, uncompressed ${Math.ceil(plain / 1024)} WRU) per message; a new on-demand table serves 4,000 WRU/s and 12,000 RRU/s at once and then twice its previous peak (warm throughput can be set); rounds read ${fmt(rounds)} RRU/s on average (every host's state every 300 s), in bursts while 16 shards run`,
+      note: `a conditional put of the ${fmt(item / 1024, 1)} KB host-state item (${wru} WRU; its ${fmt(aws.stateJsonBytes / 1024, 1)} KB of state JSON stored slim as ${fmt(aws.stateStoredBytes / 1024, 1)} KB of Brotli, as JSON ${Math.ceil(plain / 1024)} WRU): once a host-hour for a quiet host (quietWriteEvery), per message when every sample is sent and written; changes add theirs; a new on-demand table serves 4,000 WRU/s and 12,000 RRU/s at once and then twice its previous peak (warm throughput can be set); rounds read ${fmt(rounds)} RRU/s on average (every host's state every ${ROUND_S} s, eventually consistent), in bursts while 16 shards run`,
     })
   }
   out.push({
     what: 'DynamoDB busiest partition (gsi1 SHARD#n writes/s)',
     value: fmt(hosts / 3600 / 16, 1),
     bound: '1,000 WCU / 3,000 RCU per partition',
-    note: `the host index entry is written once per host-hour (touchHost) into gsi1 SHARD#<n> of 16; host state, index and incidents live in their host's or their own partition; the other shared gsi1 families are split 8 ways (BUCKET_SHARDS): no partition comes near its limit`,
+    note: `the host index entry (gsi1 SHARD#<n> of 16) is written when a host is new or its hostname or tags change; the figure is the worst case, every host re-indexed once an hour; host state, index and incidents live in their host's or their own partition; the other shared gsi1 families are split 8 ways (BUCKET_SHARDS): no partition comes near its limit`,
   })
   const tick = aws ? at512(aws.roundMsPerHost, aws.roundCpuMsPerHost) : scale.round.quietMsPerHost * LAMBDA_CPU_SLOWDOWN
   const perShard = hosts / 16
@@ -406,14 +422,14 @@ export const limitsAt = (scale: ScaleResult, aws: AwsPathFigures | undefined, ho
   out.push({
     what: 'evaluate-fleet: seconds per shard (16 shards)',
     value: fmt((perShard * tick) / 1000),
-    bound: `timeout ${timeout} s, period 300 s`,
-    note: `${fmt(perShard)} hosts per shard × ${fmt(tick, 1)} ms per host at 512 MB (${aws ? `measured against moto: ${fmt(aws.roundMsPerHost, 1)} ms and ${fmt(aws.roundRruPerHost, 1)} RRU per host, a consistent read of the state and the tick` : 'the in-memory tick'}; in memory the tick alone is ${fmt(scale.round.quietMsPerHost, 3)} ms here); for ≤ 60 s per shard ${fmt(Math.ceil((hosts * tick) / 60_000))} shards; a shard must also finish before the next round 300 s later`,
+    bound: `timeout ${timeout} s, period ${ROUND_S} s`,
+    note: `${fmt(perShard)} hosts per shard × ${fmt(tick, 1)} ms per host at 512 MB (${aws ? `measured against moto: ${fmt(aws.roundMsPerHost, 1)} ms and ${fmt(aws.roundRruPerHost, 1)} RRU per host, its share of the page's batch read and the tick` : 'the in-memory tick'}; in memory the tick alone is ${fmt(scale.round.quietMsPerHost, 3)} ms here); for ≤ 60 s per shard ${fmt(Math.ceil((hosts * tick) / 60_000))} shards; a shard must also finish before the next round ${ROUND_S} s later`,
   })
   out.push({
     what: 'SSM DescribeInstanceInformation per round, healthy / all silent',
     value: `0 / ${fmt(hosts / 50)}`,
     bound: 'assumption: tens of calls/s',
-    note: `a round asks SSM for the ping status of the hosts silent > 20 min (SILENT_AFTER_MS, above the 15-minute heartbeat, as the baseline host-silent warning), 50 per call: none in a healthy fleet; were every host silent (the agents or their network down), ${fmt(hosts / 50)} calls a round, ${fmt(hosts / 50 / 300, 1)} calls/s on average and bursts while 16 shards run; SSM does not publish per-action rates (assumption: read APIs throttle at tens of calls/s per account and region; the SDK's adaptive retries back off)`,
+    note: `a round asks SSM for the ping status of the hosts silent > 20 min beyond the quiet-write interval (SILENT_AFTER_MS, above the 15-minute heartbeat, as the baseline host-silent warning), 50 per call: none in a healthy fleet; were every host silent (the agents or their network down), ${fmt(hosts / 50)} calls a round, ${fmt(hosts / 50 / ROUND_S, 1)} calls/s on average and bursts while 16 shards run; SSM does not publish per-action rates (assumption: read APIs throttle at tens of calls/s per account and region; the SDK's adaptive retries back off)`,
   })
   out.push({
     what: 'a fault on every host: enqueue actions / run them',
