@@ -126,6 +126,8 @@ export const drainSpool = async (opts: DrainOptions): Promise<DrainResult> => {
     const batch: ReportBatchV1 = {
       schema: 'ansai.report-batch.v1',
       reason: opts.reason,
+      // The control plane skips re-sent reports it has applied already, unchecked: most of a heartbeat is context.
+      ...(context.length > 0 ? { resentThrough: Math.max(...context.map((s) => s.report.seq)) } : {}),
       reports: [...context.map((s) => s.report), ...reports].sort((a, b) => a.seq - b.seq),
     }
     for (let attempt = 1; ; attempt++) {

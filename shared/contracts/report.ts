@@ -37,6 +37,11 @@ export const ReportBatchV1Schema = z
     schema: z.literal('ansai.report-batch.v1'),
     /** Why it was sent now: a state change, the heartbeat, the spool running full, or an operator. */
     reason: z.enum(['change', 'heartbeat', 'spool-full', 'manual']),
+    /**
+     * Reports at or below this sequence were sent before and come again as context (the agent's
+     * `fleet.resendMinutes`): the control plane skips those it has applied already, without checking them again.
+     */
+    resentThrough: z.number().int().nonnegative().optional(),
     reports: z.array(ReportV1Schema).min(1).max(120),
   })
   .strict()

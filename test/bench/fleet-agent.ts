@@ -150,7 +150,12 @@ export class SimHost {
   private async send(reason: ReportBatchV1['reason'], timeMs: number): Promise<ReportBatchV1> {
     this.sentLog = this.sentLog.filter((r) => Date.parse(r.time) >= timeMs - this.resendMs)
     const context = this.resendMs > 0 ? this.sentLog.slice(-(MAX_BATCH - this.spool.length)) : []
-    const batch: ReportBatchV1 = { schema: 'ansai.report-batch.v1', reason, reports: [...context, ...this.spool] }
+    const batch: ReportBatchV1 = {
+      schema: 'ansai.report-batch.v1',
+      reason,
+      ...(context.length > 0 ? { resentThrough: context[context.length - 1]!.seq } : {}),
+      reports: [...context, ...this.spool],
+    }
     await this.sender.send(batch)
     this.freshSent += this.spool.length
     if (this.resendMs > 0) this.sentLog.push(...this.spool)

@@ -240,6 +240,39 @@ describe('quiet writes', () => {
     expect(q.store.reads).toEqual([false, true])
   })
 
+  it('skips re-sent reports it has applied, unchecked; checks and applies re-sent ones it has not', async () => {
+    const clock = new FakeClock()
+    const t0 = clock.now()
+    const q = fleet(60 * MIN, clock)
+    const send = (reports: unknown[], resentThrough: number) =>
+      ingestReport(q.deps, {
+        body: JSON.stringify({ schema: 'ansai.report-batch.v1', reason: 'heartbeat', resentThrough, reports }),
+        senderId: SENDER,
+        messageId: `m-${resentThrough}`,
+        receivedAt: clock.iso(),
+      })
+    clock.advance(10 * MIN)
+    await ingestReport(q.deps, {
+      body: batch([0, 1, 2].map((m) => report(HOST, m, t0))),
+      senderId: SENDER,
+      messageId: 'first',
+      receivedAt: clock.iso(),
+    })
+    expect((await q.store.getHostState(HOST.id))!.state.lastSeq).toBe(3)
+    // Seqs 1–3 come again (one of them damaged on the way: never looked at), with seq 4 new: a quiet heartbeat.
+    const damaged = { ...report(HOST, 0, t0), observations: 'garbage' }
+    const b = await send([damaged, report(HOST, 1, t0), report(HOST, 2, t0), report(HOST, 3, t0)], 3)
+    expect(b).toMatchObject({ status: 'deferred', reports: 1, seq: 4 })
+    // Deferred: the state still says 3, so a damaged re-sent seq 4 is checked, and refused with its place.
+    const bad = { ...report(HOST, 3, t0), observations: 'garbage' }
+    await expect(send([report(HOST, 2, t0), bad, report(HOST, 4, t0)], 4)).rejects.toThrow(
+      /message does not match ansai\.report-batch\.v1: batch\.reports\[1\]\.observations/,
+    )
+    // Whole, the same batch is applied from seq 4 on, as if nothing had been deferred.
+    const c = await send([report(HOST, 2, t0), report(HOST, 3, t0), report(HOST, 4, t0)], 4)
+    expect(c).toMatchObject({ status: 'deferred', reports: 2, seq: 5 })
+  })
+
   it('quietChange: samples, sequence and last-seen time are quiet; anything else is not', () => {
     const base: HostState = {
       v: 1,
