@@ -820,6 +820,9 @@ const applyResults = (run: Run, results: readonly RemediationResultV1[]): void =
       if (result.status === 'succeeded') {
         a.status = 'succeeded'
         inc.status = 'verifying'
+        // The fix changed the resource: the growth before it says nothing about the growth after it, and a forecast
+        // over samples from before it (a disk at 96 % a minute before a cleanup) would fail the fix's verification.
+        rs.samples = undefined
       } else if (result.status === 'dry-run') {
         // Nothing ran: nothing to verify. In a dry run the ladder holds here (see advanceLadder).
         a.status = 'skipped'

@@ -670,7 +670,7 @@ const oneFix = async (
   const [incident] = await f.store.listIncidents({ hostId: host.host.id, status: 'all', limit: 1 })
   if (incident?.status !== 'resolved' || !incident.attempts.some((a) => a.status === 'verified'))
     throw new Error(
-      `fleet bench: the fix did not end verified and resolved: ${JSON.stringify(incident)?.slice(0, 400)}`,
+      `fleet bench: the fix did not end verified and resolved: ${JSON.stringify(incident)?.slice(0, 3000)}`,
     )
   meter.counting = true
   const due = sentAt + FIX_HOLD_S * 1000 + 300 - performance.now()

@@ -167,3 +167,38 @@ spec:
     expect(errors.length).toBeGreaterThan(0)
   })
 })
+
+describe('a fix and the trend before it', () => {
+  it('B7 a cleanup is verified on what the disk holds after it, not on a forecast from before it', () => {
+    const clock = new FakeClock()
+    const d = new Driver(
+      policiesFrom(`
+apiVersion: ansai/v1
+kind: Policy
+metadata: { name: disk }
+spec:
+  observe: filesystem
+  match: { mount: / }
+  trend: { window: 10m, minSamples: 4 }
+  severity:
+    critical: { when: "usedPercent >= 90 || hoursToFull < 6" }
+  remediate:
+    - run: disk-cleanup
+      params: { roots: [/var/log], logsOlderThan: 30d }
+  allowDestructive: true
+`),
+      clock,
+    )
+    for (let m = 0; m < 20; m++) {
+      d.report([fs('/', 64 + (m % 3) / 100)])
+      clock.advance(MIN)
+    }
+    expect(summarize(d.report([fs('/', 96)]))).toContain('fix:disk-cleanup')
+    clock.advance(MIN)
+    // The cleanup's result comes with this report: back to 64 %. The minute at 96 % is history, not growth: fitted
+    // with it, the window's samples would say full within the hour.
+    const after = d.report([fs('/', 64)])
+    expect(summarize(after)).toContain('incident.resolved')
+    expect(after.incidents.map((i) => i.attempts.map((a) => a.status))).toEqual([['verified']])
+  })
+})
