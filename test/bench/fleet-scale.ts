@@ -221,7 +221,7 @@ const runHandler = async (
         for (let h = i; h < Math.min(hosts, i + 10); h++) {
           const from = minute0 - context
           const reports = Array.from({ length: perMessage + context }, (_, k) => report(h, from + k))
-          const resent = c > 0 ? { resentThrough: reports[context - 1]!.seq } : {}
+          const resent = c > 0 && context > 0 ? { resentThrough: reports[context - 1]!.seq } : {}
           const batch: ReportBatchV1 = { schema: 'ansai.report-batch.v1', reason: 'heartbeat', ...resent, reports }
           const body = context > 0 ? reportBody(batch) : JSON.stringify(batch)
           records.push(sqsRecord(body, `m-${c}-${h}`, reports[0]!.host.id, lastMs))
