@@ -111,6 +111,10 @@ const report = (host: Host, minute: number, t0: number): ReportV1 => ({
 const batch = (reports: ReportV1[]): string =>
   JSON.stringify({ schema: 'ansai.report-batch.v1', reason: 'heartbeat', reports } satisfies ReportBatchV1)
 
+/** One heartbeat of `reports` into the fleet, received now. */
+const heartbeat = (q: ReturnType<typeof fleet>, clock: FakeClock, reports: ReportV1[], messageId: string) =>
+  ingestReport(q.deps, { body: batch(reports), senderId: SENDER, messageId, receivedAt: clock.iso() })
+
 describe('quiet writes', () => {
   it('defers quiet heartbeats and writes once an hour; what it writes equals writing every heartbeat', async () => {
     const clock = new FakeClock()
@@ -179,12 +183,7 @@ describe('quiet writes', () => {
     const clock = new FakeClock()
     const t0 = clock.now()
     const q = fleet(60 * MIN, clock)
-    await ingestReport(q.deps, {
-      body: batch([report(HOST, 0, t0)]),
-      senderId: SENDER,
-      messageId: 'm-0',
-      receivedAt: clock.iso(),
-    })
+    await heartbeat(q, clock, [report(HOST, 0, t0)], 'm-0')
     const tick = (minutes: number) =>
       applyToHost(q.deps, { host: HOST, now: new Date(t0 + minutes * MIN).toISOString(), round: true })
     // 70 minutes without a write is 10 beyond the hour the host may have been quiet in: not silent (> 20) yet.
@@ -252,12 +251,12 @@ describe('quiet writes', () => {
         receivedAt: clock.iso(),
       })
     clock.advance(10 * MIN)
-    await ingestReport(q.deps, {
-      body: batch([0, 1, 2].map((m) => report(HOST, m, t0))),
-      senderId: SENDER,
-      messageId: 'first',
-      receivedAt: clock.iso(),
-    })
+    await heartbeat(
+      q,
+      clock,
+      [0, 1, 2].map((m) => report(HOST, m, t0)),
+      'first',
+    )
     expect((await q.store.getHostState(HOST.id))!.state.lastSeq).toBe(3)
     // Seqs 1–3 come again (one of them damaged on the way: never looked at), with seq 4 new: a quiet heartbeat.
     const damaged = { ...report(HOST, 0, t0), observations: 'garbage' }
@@ -298,12 +297,7 @@ describe('quiet writes', () => {
     const clock = new FakeClock()
     const t0 = clock.now()
     const q = fleet(60 * MIN, clock)
-    await ingestReport(q.deps, {
-      body: batch([report(HOST, 0, t0)]),
-      senderId: SENDER,
-      messageId: 'm',
-      receivedAt: clock.iso(),
-    })
+    await heartbeat(q, clock, [report(HOST, 0, t0)], 'm')
     const shard = [0, 1, 2, 3].find((s) => q.store.touches[0]!.shard === s)!
     let batches = 0
     const getHostStates = q.store.getHostStates.bind(q.store)

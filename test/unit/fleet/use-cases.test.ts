@@ -131,6 +131,15 @@ const resultLine = (d: RemediateDecision, over: Partial<RemediationResultV1> = {
     ...over,
   })
 
+/** The first queued fix sent as an SSM command, which SSM then reports done with the agent's result line. */
+const runFirstFix = async (t: ReturnType<typeof setup>) => {
+  const decision = t.actions.sent[0]!
+  await dispatchRemediation(dispatchDeps(t), decision)
+  const cmd = t.commands.commands[0]!
+  t.commands.setInvocation(cmd.commandId, HOST.id, { status: 'Success', responseCode: 0, stdout: resultLine(decision) })
+  return { decision, cmd }
+}
+
 describe('the fleet path, in memory', () => {
   it('report → decision → one command → result → verifying → resolved, told once per step', async () => {
     const t = setup()
@@ -269,14 +278,7 @@ describe('the fleet path, in memory', () => {
   it('the scheduled round escalates a fix that no report confirmed in time', async () => {
     const t = setup()
     await t.ingest(t.body([fs('/', 95)]))
-    const decision = t.actions.sent[0]!
-    await dispatchRemediation(dispatchDeps(t), decision)
-    const cmd = t.commands.commands[0]!
-    t.commands.setInvocation(cmd.commandId, HOST.id, {
-      status: 'Success',
-      responseCode: 0,
-      stdout: resultLine(decision),
-    })
+    const { cmd, decision } = await runFirstFix(t)
     await recordCommandResult(
       { ...t.fleet, commands: t.commands },
       { commandId: cmd.commandId, host: HOST.id, status: 'Success', document: cmd.document },
@@ -364,14 +366,7 @@ describe('the fleet path, in memory', () => {
       )
       const queued = t.notifications.drain()
       expect(queued.map((m) => [m.body.event, m.delaySeconds])).toEqual([['ansai.fix.started.v1', 120]])
-      const decision = t.actions.sent[0]!
-      await dispatchRemediation(dispatchDeps(t), decision)
-      const cmd = t.commands.commands[0]!
-      t.commands.setInvocation(cmd.commandId, HOST.id, {
-        status: 'Success',
-        responseCode: 0,
-        stdout: `${resultLine(decision)}\n`,
-      })
+      const { cmd } = await runFirstFix(t)
       const ev = { commandId: cmd.commandId, host: HOST.id, status: 'Success', document: cmd.document }
       await recordCommandResult({ ...fleet, commands: t.commands }, ev)
       if (resolveFirst) {
