@@ -13,10 +13,10 @@ import {
 } from '../../shared/contracts/index.ts'
 import {
   type ActionQueue,
+  checkDelaySeconds,
   type EvaluationQueue,
   type EvaluationTask,
   type NotificationQueue,
-  PortError,
   type ReportSender,
 } from '../../shared/ports/fleet.ts'
 import { type EntryFailure, type EntryRetryOptions, refuseOversized, type Sized, sendInBatches } from './aws-batch.ts'
@@ -270,18 +270,6 @@ export class SqsActionQueue implements ActionQueue {
 }
 
 /** The `notifications` standard queue: one message per NotificationV1 (`send-notifications` dedups by id). */
-/** SQS takes a delay of 0 to 900 whole seconds. */
-const checkDelaySeconds = (delay: number | undefined): number => {
-  if (delay === undefined) return 0
-  if (!Number.isInteger(delay) || delay < 0 || delay > 900) {
-    throw new PortError(`delaySeconds: ${String(delay)} is not a whole number of seconds from 0 to 900`, {
-      retryable: false,
-      code: 'InvalidParameterValue',
-    })
-  }
-  return delay
-}
-
 export class SqsNotificationQueue implements NotificationQueue {
   private readonly sender: SqsMessageSender
 

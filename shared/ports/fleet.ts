@@ -40,6 +40,21 @@ export interface ActionQueue {
 }
 
 /** Messages for people: the `notifications` queue; `send-notifications` delivers them, deduplicated by id. */
+/**
+ * A notification hold as SQS takes it (DelaySeconds: 0 to 900 whole seconds); 0 when none. Every NotificationQueue
+ * refuses the same way: a non-retryable PortError `InvalidParameterValue`.
+ */
+export const checkDelaySeconds = (delay: number | undefined): number => {
+  if (delay === undefined) return 0
+  if (!Number.isInteger(delay) || delay < 0 || delay > 900) {
+    throw new PortError(`delaySeconds: ${String(delay)} is not a whole number of seconds from 0 to 900`, {
+      retryable: false,
+      code: 'InvalidParameterValue',
+    })
+  }
+  return delay
+}
+
 export interface NotificationQueue {
   /** `delaySeconds` (0–900): the messages become deliverable only after that long (SQS DelaySeconds). */
   send(messages: readonly NotificationV1[], options?: { delaySeconds?: number }): Promise<void>

@@ -1,6 +1,7 @@
 import type { NotificationV1, RemediateDecision, ReportBatchV1, ReportV1 } from '../../contracts/index.ts'
 import {
   type ActionQueue,
+  checkDelaySeconds,
   type EvaluationQueue,
   type EvaluationTask,
   type NotificationQueue,
@@ -170,13 +171,7 @@ export class MemoryNotificationQueue extends MemoryQueue<NotificationV1> impleme
   }
 
   async send(messages: readonly NotificationV1[], options: { delaySeconds?: number } = {}): Promise<void> {
-    const delay = options.delaySeconds ?? 0
-    if (!Number.isInteger(delay) || delay < 0 || delay > 900) {
-      throw new PortError(`delaySeconds: ${String(delay)} is not a whole number of seconds from 0 to 900`, {
-        retryable: false,
-        code: 'InvalidParameterValue',
-      })
-    }
+    const delay = checkDelaySeconds(options.delaySeconds)
     this.accept(
       messages.map((m) => ({
         body: m,

@@ -96,13 +96,11 @@ const seqOf = (r: unknown): number | undefined => {
 /**
  * A batch that marks re-sent reports (`resentThrough`): its reports, leaving out the re-sent ones at or below
  * `lastSeq` (applied already; they are not checked again: most of a heartbeat is such context). What is kept is
- * checked as a batch of its own, with error paths that name the report's place in the message. Undefined when the
- * document has no such mark: then every report is checked (`validateReports`).
+ * checked as a batch of its own, with error paths that name the report's place in the message. Only for a marked
+ * batch ({@link isMarked}); undefined when nothing or everything would be left out: then every report is checked.
  */
 const keptReports = (doc: ReportDocument, lastSeq: number): ReportV1[] | undefined => {
-  const batch = doc.json as { schema?: unknown; resentThrough?: unknown; reports?: unknown } | null
-  if (batch?.schema !== 'ansai.report-batch.v1' || typeof batch.resentThrough !== 'number') return undefined
-  if (!Array.isArray(batch.reports)) return undefined
+  const batch = doc.json as { resentThrough: number; reports: unknown[] }
   const through = Math.min(batch.resentThrough, lastSeq)
   const kept: number[] = []
   batch.reports.forEach((r, i) => {
@@ -110,7 +108,7 @@ const keptReports = (doc: ReportDocument, lastSeq: number): ReportV1[] | undefin
     if (seq === undefined || seq > through) kept.push(i)
   })
   if (kept.length === batch.reports.length || kept.length === 0) return undefined
-  const parsed = ReportBatchV1Schema.safeParse({ ...batch, reports: kept.map((i) => (batch.reports as unknown[])[i]) })
+  const parsed = ReportBatchV1Schema.safeParse({ ...batch, reports: kept.map((i) => batch.reports[i]) })
   if (!parsed.success) {
     const issues = parsed.error.issues.map((issue) =>
       issue.path[0] === 'reports' && typeof issue.path[1] === 'number'
